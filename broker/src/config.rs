@@ -1,0 +1,1 @@
+//! broker.properties (being written).

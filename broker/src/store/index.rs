@@ -1,0 +1,1 @@
+//! IndexFile: lookup of messages by key and unique key (being written).

@@ -1,0 +1,1 @@
+//! Metadata files in the store root (being written).

@@ -1,0 +1,2 @@
+//! mqbroker (being written).
+fn main() {}
