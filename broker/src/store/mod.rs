@@ -1,11 +1,641 @@
-//! The message store: CommitLog, ConsumeQueue and IndexFile on memory-mapped files.
+//! The message store: CommitLog, ConsumeQueue and IndexFile on memory-mapped files, with group
+//! commit, crash recovery and retention.
+//!
+//! [`MessageStore`] is the facade. Appends go to the CommitLog under one writer; a dispatcher
+//! thread derives ConsumeQueue units and index entries from it; a flusher makes appends durable
+//! (SYNC_FLUSH: the append waits for it; ASYNC_FLUSH: on an interval); a cleaner applies
+//! retention and watches the disk. The layouts are in [`format`].
+//!
+//! # Architecture invariants
+//!
+//! * The store never sees a remoting command; it takes [`MessageInput`]s and returns raw records.
+//! * ConsumeQueue and index are derived from the CommitLog and rebuilt from it on recovery.
+//! * After a failed sync the store is poisoned: no later append is acknowledged.
 
+mod checkpoint;
+mod commit_log;
 mod config;
+mod consume_queue;
+pub mod disk;
+mod dispatch;
 mod error;
+mod faults;
+mod flush;
 pub mod format;
 pub mod index;
+pub mod lock;
 pub mod mapped_file;
 pub mod metadata;
+mod recovery;
+mod retention;
 
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+pub use checkpoint::Times as CheckpointTimes;
+pub use commit_log::{AppendResult, Appended};
 pub use config::{DEFAULT_DELAY_LEVEL_MS, FlushDiskType, StoreConfig};
 pub use error::{Error, Result};
+pub use faults::Faults;
+pub use format::MessageInput;
+pub use retention::RetentionReport;
+
+use checkpoint::Checkpoint;
+use commit_log::CommitLog;
+use consume_queue::ConsumeQueue;
+use flush::{Durable, GroupCommit};
+use index::IndexService;
+use lock::StoreLock;
+
+/// Most ConsumeQueue units one read looks at (filtered-out units count too).
+pub const READ_SCAN_UNITS_MAX: usize = 16_000;
+
+/// How a put ended when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutStatus {
+    /// Stored (and, with SYNC_FLUSH, on disk).
+    Ok,
+    /// Stored, but the disk flush did not finish within `syncFlushTimeout` (RocketMQ's
+    /// FLUSH_DISK_TIMEOUT: the send succeeded with a warning).
+    FlushDiskTimeout,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutResult {
+    pub status: PutStatus,
+    pub appended: AppendResult,
+}
+
+/// RocketMQ's `GetMessageStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GetStatus {
+    Found,
+    NoMatchedMessage,
+    /// The units pointed at CommitLog data that retention has deleted.
+    OffsetFoundNull,
+    OffsetOverflowBadly,
+    OffsetOverflowOne,
+    /// The offset is below the queue's minimum: the data moved away ("offset moved").
+    OffsetTooSmall,
+    NoMatchedLogicQueue,
+    NoMessageInQueue,
+}
+
+/// Messages read from one queue.
+#[derive(Clone, Debug)]
+pub struct GetResult {
+    pub status: GetStatus,
+    /// Stored records, byte for byte as in the CommitLog.
+    pub messages: Vec<Bytes>,
+    /// Queue offset of each message in `messages`.
+    pub queue_offsets: Vec<u64>,
+    pub next_begin_offset: u64,
+    pub min_offset: u64,
+    pub max_offset: u64,
+}
+
+type ArrivalListener = Box<dyn Fn(&str, u32, u64) + Send + Sync>;
+
+struct Inner {
+    config: StoreConfig,
+    faults: Arc<Faults>,
+    commit_log: CommitLog,
+    queues: RwLock<HashMap<(String, u32), Arc<ConsumeQueue>>>,
+    index: Option<IndexService>,
+    checkpoint: Mutex<Checkpoint>,
+    group_commit: GroupCommit,
+    poisoned: AtomicBool,
+    disk_full: AtomicBool,
+    shutting_down: AtomicBool,
+    /// CommitLog offset up to which ConsumeQueue and index are built.
+    dispatched: AtomicU64,
+    dispatched_timestamp: AtomicI64,
+    dispatcher: OnceLock<std::thread::Thread>,
+    arrival: RwLock<Option<ArrivalListener>>,
+    _lock: StoreLock,
+}
+
+/// The message store. Dropping it shuts it down cleanly.
+pub struct MessageStore {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl MessageStore {
+    /// Opens (creating if needed) the store under `config.root_dir`, recovers it and starts its
+    /// threads.
+    ///
+    /// # Errors
+    /// The root is locked by another process, a file cannot be read, or the CommitLog is damaged
+    /// beyond its tail (a missing file in the middle).
+    pub fn open(config: StoreConfig) -> Result<MessageStore> {
+        MessageStore::open_with_faults(config, Arc::new(Faults::new()))
+    }
+
+    /// [`MessageStore::open`] with fault injection switches the caller can turn on.
+    pub fn open_with_faults(config: StoreConfig, faults: Arc<Faults>) -> Result<MessageStore> {
+        let inner = Arc::new(recovery::open(config, faults)?);
+        let store = MessageStore { inner, threads: Mutex::new(Vec::new()), closed: AtomicBool::new(false) };
+        store.start_threads()?;
+        Ok(store)
+    }
+
+    fn start_threads(&self) -> Result<()> {
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        let spawn = |name: &str, f: fn(&Inner)| {
+            let inner = Arc::clone(&self.inner);
+            std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(move || f(&inner))
+                .map_err(|e| Error::Io { path: inner_path(name), source: e })
+        };
+        let dispatcher = spawn("store-dispatch", dispatch::run)?;
+        let _ = self.inner.dispatcher.set(dispatcher.thread().clone());
+        threads.push(dispatcher);
+        threads.push(spawn("store-flush", flush_thread)?);
+        threads.push(spawn("store-flush-cq", flush_queues_thread)?);
+        threads.push(spawn("store-clean", retention::run)?);
+        Ok(())
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Appends one message.
+    ///
+    /// # Errors
+    /// See [`MessageStore::put_messages`].
+    pub fn put_message(&self, msg: MessageInput) -> Result<PutResult> {
+        self.put_messages(std::slice::from_ref(&msg))
+    }
+
+    /// Appends a batch for one topic and queue as consecutive records; with SYNC_FLUSH returns
+    /// once the batch is on disk.
+    ///
+    /// # Errors
+    /// `Poisoned` after a failed sync, `DiskFull`, `MessageTooLarge`, `InvalidMessage` (empty
+    /// batch, mixed queues, topic or properties too long), `ShutDown`.
+    pub fn put_messages(&self, batch: &[MessageInput]) -> Result<PutResult> {
+        let inner = &*self.inner;
+        inner.check_writable()?;
+        let Some(first) = batch.first() else {
+            return Err(Error::InvalidMessage("empty batch".into()));
+        };
+        for m in batch {
+            if m.body.len() > inner.config.message_bytes_max {
+                return Err(Error::MessageTooLarge { bytes: m.body.len(), bytes_max: inner.config.message_bytes_max });
+            }
+            format::check_lengths(m).map_err(|e| Error::InvalidMessage(format!("{e:?}")))?;
+            if m.topic != first.topic || m.queue_id != first.queue_id {
+                return Err(Error::InvalidMessage("a batch must go to one topic and queue".into()));
+            }
+        }
+        let appended = inner.commit_log.append(batch, now_ms())?;
+        if let Some(t) = inner.dispatcher.get() {
+            t.unpark();
+        }
+        let status = match inner.config.flush_disk_type {
+            FlushDiskType::Async => PutStatus::Ok,
+            FlushDiskType::Sync => {
+                let timeout = Duration::from_millis(inner.config.sync_flush_timeout_ms);
+                match inner.group_commit.wait_durable(appended.end_offset, timeout) {
+                    Durable::Yes => PutStatus::Ok,
+                    Durable::TimedOut => PutStatus::FlushDiskTimeout,
+                    Durable::Failed => return Err(Error::Poisoned),
+                }
+            }
+        };
+        if inner.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        Ok(PutResult { status, appended })
+    }
+
+    /// Reads up to `max_count` messages (and about `max_bytes`) of a queue from `offset`;
+    /// `filter` sees each unit's tags code and keeps the message when it returns true.
+    pub fn get_messages(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        max_count: usize,
+        max_bytes: usize,
+        filter: Option<&dyn Fn(i64) -> bool>,
+    ) -> GetResult {
+        let inner = &*self.inner;
+        let mut result = GetResult {
+            status: GetStatus::NoMatchedLogicQueue,
+            messages: Vec::new(),
+            queue_offsets: Vec::new(),
+            next_begin_offset: 0,
+            min_offset: 0,
+            max_offset: 0,
+        };
+        let Some(cq) = inner.queue(topic, queue_id) else { return result };
+        let (min, max) = (cq.min_offset(), cq.max_offset());
+        result.min_offset = min;
+        result.max_offset = max;
+        if max == 0 {
+            result.status = GetStatus::NoMessageInQueue;
+            return result;
+        }
+        if offset < min {
+            result.status = GetStatus::OffsetTooSmall;
+            result.next_begin_offset = min;
+            return result;
+        }
+        if offset == max {
+            result.status = GetStatus::OffsetOverflowOne;
+            result.next_begin_offset = offset;
+            return result;
+        }
+        if offset > max {
+            result.status = GetStatus::OffsetOverflowBadly;
+            result.next_begin_offset = if min == 0 { min } else { max };
+            return result;
+        }
+        let log_min = inner.commit_log.min_offset();
+        let units = cq.units(offset, READ_SCAN_UNITS_MAX.min((max - offset) as usize));
+        let (mut bytes, mut removed, mut next) = (0usize, false, offset);
+        for (i, u) in units.iter().enumerate() {
+            let at = offset + i as u64;
+            if u.is_pad() {
+                next = at + 1;
+                continue;
+            }
+            if u.physical_offset < log_min || u.size <= 0 {
+                removed = true;
+                next = at + 1;
+                continue;
+            }
+            if let Some(keep) = filter
+                && !keep(u.tags_code)
+            {
+                next = at + 1;
+                continue;
+            }
+            let size = u.size as usize;
+            if !result.messages.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            match inner.commit_log.read(u.physical_offset, size) {
+                Some(b) => {
+                    bytes += size;
+                    result.messages.push(b);
+                    result.queue_offsets.push(at);
+                }
+                None => removed = true,
+            }
+            next = at + 1;
+            if result.messages.len() >= max_count {
+                break;
+            }
+        }
+        result.next_begin_offset = next;
+        result.status = if !result.messages.is_empty() {
+            GetStatus::Found
+        } else if removed {
+            GetStatus::OffsetFoundNull
+        } else {
+            GetStatus::NoMatchedMessage
+        };
+        result
+    }
+
+    /// First queue offset still readable (0 for an unknown queue).
+    pub fn min_offset(&self, topic: &str, queue_id: u32) -> u64 {
+        self.inner.queue(topic, queue_id).map_or(0, |q| q.min_offset())
+    }
+
+    /// Next queue offset to be written (0 for an unknown queue).
+    pub fn max_offset(&self, topic: &str, queue_id: u32) -> u64 {
+        self.inner.queue(topic, queue_id).map_or(0, |q| q.max_offset())
+    }
+
+    /// First queue offset whose message was stored at or after `timestamp_ms`; the max offset
+    /// when none was.
+    pub fn offset_by_time(&self, topic: &str, queue_id: u32, timestamp_ms: i64) -> u64 {
+        let Some(cq) = self.inner.queue(topic, queue_id) else { return 0 };
+        let (mut lo, mut hi) = (cq.min_offset(), cq.max_offset());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let ts = cq
+                .unit(mid)
+                .filter(|u| !u.is_pad())
+                .and_then(|u| self.inner.commit_log.read(u.physical_offset, u.size.max(0) as usize))
+                .and_then(|b| match format::scan_record(&b, false) {
+                    format::Scanned::Record(r) => Some(r.store_timestamp),
+                    _ => None,
+                });
+            match ts {
+                Some(t) if t >= timestamp_ms => hi = mid,
+                _ => lo = mid + 1,
+            }
+        }
+        lo
+    }
+
+    /// The stored record at a CommitLog offset.
+    pub fn message_at(&self, physical_offset: u64) -> Option<Bytes> {
+        self.inner.commit_log.read_record(physical_offset)
+    }
+
+    /// Records of `topic` whose KEYS contain `key` or whose UNIQ_KEY is `key`, stored within
+    /// `[begin_ms, end_ms]`, newest first.
+    pub fn query_by_key(&self, topic: &str, key: &str, max_count: usize, begin_ms: i64, end_ms: i64) -> Vec<Bytes> {
+        let Some(index) = &self.inner.index else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for phys in index.query(topic, key, max_count.saturating_mul(2).max(max_count), begin_ms, end_ms) {
+            if out.len() >= max_count || !seen.insert(phys) {
+                continue;
+            }
+            let Some(b) = self.inner.commit_log.read_record(phys) else { continue };
+            let matches = match format::scan_record(&b, false) {
+                format::Scanned::Record(r) => {
+                    r.topic == topic
+                        && (r.property(format::PROPERTY_UNIQ_KEY) == Some(key)
+                            || r.property(format::PROPERTY_KEYS).is_some_and(|ks| ks.split(' ').any(|k| k == key)))
+                }
+                _ => false,
+            };
+            if matches {
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    pub fn commit_log_min_offset(&self) -> u64 {
+        self.inner.commit_log.min_offset()
+    }
+
+    pub fn commit_log_max_offset(&self) -> u64 {
+        self.inner.commit_log.max_offset()
+    }
+
+    /// CommitLog offset up to which ConsumeQueues and index are built.
+    pub fn dispatched_offset(&self) -> u64 {
+        self.inner.dispatched.load(Ordering::Acquire)
+    }
+
+    /// Waits until everything appended so far is dispatched (tests and shutdown).
+    pub fn wait_dispatched(&self, timeout: Duration) -> bool {
+        let target = self.commit_log_max_offset();
+        let deadline = std::time::Instant::now() + timeout;
+        while self.dispatched_offset() < target {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// Topics and queues the store has ConsumeQueues for.
+    pub fn queues(&self) -> Vec<(String, u32)> {
+        let mut v: Vec<_> = self.inner.queues.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    pub fn is_disk_full(&self) -> bool {
+        self.inner.disk_full.load(Ordering::Acquire)
+    }
+
+    /// Called with `(topic, queue_id, max_offset)` when new units become readable.
+    pub fn set_arrival_listener(&self, f: impl Fn(&str, u32, u64) + Send + Sync + 'static) {
+        *self.inner.arrival.write().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
+    }
+
+    /// Runs retention and the disk check now, as if at `now` (the cleaner does this on its own
+    /// every `cleanResourceInterval`).
+    ///
+    /// # Errors
+    /// A file could not be deleted.
+    pub fn run_retention(&self, now: SystemTime) -> Result<RetentionReport> {
+        self.inner.clean(now, false)
+    }
+
+    /// Deletes expired files at once, whatever the hour (mqadmin `deleteExpiredCommitLog`).
+    ///
+    /// # Errors
+    /// A file could not be deleted.
+    pub fn delete_expired_now(&self, now: SystemTime) -> Result<RetentionReport> {
+        self.inner.clean(now, true)
+    }
+
+    /// Paths of the CommitLog files, oldest first.
+    pub fn commit_log_files(&self) -> Vec<std::path::PathBuf> {
+        self.inner.commit_log.files().iter().map(|f| f.path().to_path_buf()).collect()
+    }
+
+    /// Flushes everything and records a checkpoint.
+    ///
+    /// # Errors
+    /// A sync failed (the store is poisoned).
+    pub fn flush_all(&self) -> Result<()> {
+        self.inner.flush_commit_log()?;
+        self.inner.flush_queues()
+    }
+
+    /// Stops the threads, flushes, writes the checkpoint and removes the abort file: the next
+    /// open is a clean one. Dropping the store does the same.
+    ///
+    /// # Errors
+    /// The final flush failed (the abort file stays, so the next open recovers as after a crash).
+    pub fn shutdown(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let inner = &*self.inner;
+        inner.shutting_down.store(true, Ordering::Release);
+        inner.group_commit.wake();
+        let threads: Vec<_> = self.threads.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        for t in threads {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+        if inner.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        self.flush_all()?;
+        let abort = inner.config.abort_path();
+        std::fs::remove_file(&abort).map_err(Error::io(&abort))?;
+        sync_dir(&inner.config.root_dir)?;
+        tracing::info!(root = %inner.config.root_dir.display(), "Store shut down cleanly.");
+        Ok(())
+    }
+}
+
+impl Drop for MessageStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "Store shutdown failed; the next start recovers as after a crash.");
+        }
+    }
+}
+
+fn inner_path(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("<thread {name}>"))
+}
+
+impl Inner {
+    fn check_writable(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(Error::ShutDown);
+        }
+        if self.disk_full.load(Ordering::Acquire) {
+            return Err(Error::DiskFull(format!(
+                "disk under {} is over {:.0}% used",
+                self.config.root_dir.display(),
+                self.config.disk_space_warning_level_ratio * 100.0
+            )));
+        }
+        Ok(())
+    }
+
+    fn queue(&self, topic: &str, queue_id: u32) -> Option<Arc<ConsumeQueue>> {
+        self.queues.read().unwrap_or_else(|p| p.into_inner()).get(&(topic.to_string(), queue_id)).cloned()
+    }
+
+    fn queue_or_create(&self, topic: &str, queue_id: u32) -> Arc<ConsumeQueue> {
+        if let Some(q) = self.queue(topic, queue_id) {
+            return q;
+        }
+        let mut queues = self.queues.write().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(queues.entry((topic.to_string(), queue_id)).or_insert_with(|| {
+            let dir = self.config.consume_queue_dir().join(topic).join(queue_id.to_string());
+            Arc::new(ConsumeQueue::new(topic, queue_id, dir, self.config.consume_queue_file_bytes))
+        }))
+    }
+
+    fn poison(&self, e: &Error) {
+        if !self.poisoned.swap(true, Ordering::AcqRel) {
+            tracing::error!(error = %e, "Sync failed; the store is poisoned and refuses writes until restart.");
+        }
+        self.group_commit.fail();
+    }
+
+    fn flush_commit_log(&self) -> Result<u64> {
+        match self.commit_log.flush(&self.faults) {
+            Ok(off) => {
+                self.group_commit.flushed(off);
+                Ok(off)
+            }
+            Err(e) => {
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Flushes ConsumeQueues and index, then records in the checkpoint what they cover.
+    fn flush_queues(&self) -> Result<()> {
+        let logics = self.dispatched_timestamp.load(Ordering::Acquire);
+        let queues: Vec<_> = self.queues.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let result = (|| {
+            for q in &queues {
+                q.flush(&self.faults)?;
+            }
+            if let Some(index) = &self.index {
+                self.faults.check_sync().map_err(Error::io(self.config.index_dir()))?;
+                index.flush()?;
+            }
+            let times = CheckpointTimes {
+                physic_ms: self.commit_log.flushed_store_timestamp(),
+                logics_ms: logics,
+                index_ms: logics,
+            };
+            self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).write(times, &self.faults)
+        })();
+        if let Err(e) = &result {
+            self.poison(e);
+        }
+        result
+    }
+}
+
+fn flush_thread(inner: &Inner) {
+    let interval = Duration::from_millis(inner.config.flush_interval_commit_log_ms.max(1));
+    let thorough = Duration::from_millis(inner.config.flush_commit_log_thorough_interval_ms);
+    let least_bytes = (inner.config.flush_commit_log_least_pages * 4096) as u64;
+    let mut last_thorough = std::time::Instant::now();
+    while !inner.shutting_down.load(Ordering::Acquire) && !inner.poisoned.load(Ordering::Acquire) {
+        match inner.config.flush_disk_type {
+            FlushDiskType::Sync => {
+                if inner.group_commit.next_request(Duration::from_millis(10)).is_some() {
+                    let _ = inner.flush_commit_log();
+                }
+            }
+            FlushDiskType::Async => {
+                std::thread::park_timeout(interval);
+                let due = last_thorough.elapsed() >= thorough;
+                if inner.commit_log.dirty_bytes() >= least_bytes.max(1) || (due && inner.commit_log.dirty_bytes() > 0) {
+                    let _ = inner.flush_commit_log();
+                    last_thorough = std::time::Instant::now();
+                }
+            }
+        }
+    }
+}
+
+fn flush_queues_thread(inner: &Inner) {
+    let interval = Duration::from_millis(inner.config.flush_interval_consume_queue_ms.max(1));
+    while !inner.shutting_down.load(Ordering::Acquire) && !inner.poisoned.load(Ordering::Acquire) {
+        std::thread::park_timeout(interval);
+        if inner.shutting_down.load(Ordering::Acquire) {
+            break;
+        }
+        let _ = inner.flush_queues();
+    }
+}
+
+/// fsyncs a directory so that file creations, renames and deletions in it are durable.
+///
+/// # Errors
+/// The directory cannot be opened or synced.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let d = std::fs::File::open(dir).map_err(Error::io(dir))?;
+    d.sync_all().map_err(Error::io(dir))
+}
+
+/// Start offsets of the 20-digit files in `dir` (other names are ignored), unsorted.
+fn list_offset_files(dir: &Path) -> Result<Vec<u64>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir)(e)),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.map_err(Error::io(dir))?;
+        if let Some(off) = e.file_name().to_str().and_then(format::parse_offset_file_name) {
+            out.push(off);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,57 @@
 //! Tests of the mapped files.
+
+use std::sync::Arc;
+
+use super::*;
+
+#[test]
+fn append_publishes_in_order_and_refuses_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("00000000000000000000");
+    let f = MappedFile::create(&path, 0, 64).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 64);
+    assert_eq!(f.read(0, 1), None);
+    assert_eq!(f.append(b"abcdefgh"), Some(0));
+    assert_eq!(f.append(b"xyz"), Some(8));
+    assert_eq!(f.read(0, 11), Some(&b"abcdefghxyz"[..]));
+    assert_eq!(f.read(5, 7), None, "past the published end");
+    assert_eq!(f.append(&[1u8; 54]), None, "does not fit");
+    assert_eq!(f.wrote(), 11);
+    let shared = Arc::new(f);
+    let b = shared.read_shared(8, 3).unwrap();
+    assert_eq!(&b[..], b"xyz");
+    shared.flush().unwrap();
+    assert_eq!(shared.flushed(), 11);
+}
+
+#[test]
+fn reopen_sees_data_and_zero_tail_clears_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("00000000000000000000");
+    {
+        let f = MappedFile::create(&path, 0, 8192).unwrap();
+        f.append(&[7u8; 5000]).unwrap();
+        f.flush().unwrap();
+    }
+    let mut f = MappedFile::open(&path, 0, 8192).unwrap();
+    assert_eq!(f.wrote(), 0);
+    assert!(f.recovery_view()[..5000].iter().all(|&b| b == 7));
+    f.zero_tail(100).unwrap();
+    assert_eq!(f.wrote(), 100);
+    assert!(f.recovery_view()[100..].iter().all(|&b| b == 0));
+    assert!(f.recovery_view()[..100].iter().all(|&b| b == 7));
+    assert!(MappedFile::open(&path, 0, 4096).is_err(), "length mismatch is refused");
+}
+
+#[test]
+fn region_reads_and_writes_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idx");
+    let mut r = MappedRegion::create(&path, 100).unwrap();
+    r[10..14].copy_from_slice(&[1, 2, 3, 4]);
+    r.flush().unwrap();
+    drop(r);
+    let r = MappedRegion::open(&path, 100).unwrap();
+    assert_eq!(&r[10..14], &[1, 2, 3, 4]);
+    assert!(MappedRegion::create(&path, 100).is_err(), "exists");
+}

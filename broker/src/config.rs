@@ -1,1 +1,0 @@
-//! broker.properties (being written).

@@ -1,0 +1,277 @@
+//! CommitLog: the append-only sequence of message records in fixed-size mapped segment files.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+
+use super::error::{Error, Result};
+use super::faults::Faults;
+use super::format::{self, MessageInput, Placement, END_FILE_MIN_BLANK_BYTES, TRANSACTION_PREPARED_TYPE, TRANSACTION_ROLLBACK_TYPE};
+use super::mapped_file::MappedFile;
+
+/// Where one appended message went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub physical_offset: u64,
+    pub queue_offset: u64,
+    pub record_bytes: u32,
+}
+
+/// The result of appending one message or one batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    pub messages: Vec<Appended>,
+    pub store_timestamp: i64,
+    /// CommitLog offset just past the last record: durable once the flush reaches it.
+    pub end_offset: u64,
+}
+
+struct Writer {
+    /// Next queue offset of each `(topic, queue)`.
+    queue_offsets: HashMap<(String, u32), u64>,
+    buf: Vec<u8>,
+}
+
+pub(crate) struct CommitLog {
+    dir: PathBuf,
+    file_bytes: usize,
+    files: RwLock<Vec<Arc<MappedFile>>>,
+    writer: Mutex<Writer>,
+    /// End of the published log.
+    max_offset: AtomicU64,
+    /// Everything below is on disk.
+    flushed_offset: AtomicU64,
+    /// Store time of the newest appended record, and of the newest flushed one.
+    last_store_timestamp: AtomicI64,
+    flushed_store_timestamp: AtomicI64,
+}
+
+impl CommitLog {
+    /// A CommitLog over recovered files (oldest first, write positions set).
+    pub(crate) fn new(dir: &Path, file_bytes: usize, files: Vec<MappedFile>, last_store_timestamp: i64) -> CommitLog {
+        let files: Vec<Arc<MappedFile>> = files.into_iter().map(Arc::new).collect();
+        let max = files.last().map_or(0, |f| f.start_offset() + f.wrote() as u64);
+        CommitLog {
+            dir: dir.to_path_buf(),
+            file_bytes,
+            files: RwLock::new(files),
+            writer: Mutex::new(Writer { queue_offsets: HashMap::new(), buf: Vec::with_capacity(64 * 1024) }),
+            max_offset: AtomicU64::new(max),
+            flushed_offset: AtomicU64::new(max),
+            last_store_timestamp: AtomicI64::new(last_store_timestamp),
+            flushed_store_timestamp: AtomicI64::new(last_store_timestamp),
+        }
+    }
+
+    pub(crate) fn set_queue_offsets(&self, offsets: HashMap<(String, u32), u64>) {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).queue_offsets = offsets;
+    }
+
+    /// End of the published log.
+    pub(crate) fn max_offset(&self) -> u64 {
+        self.max_offset.load(Ordering::Acquire)
+    }
+
+    /// Start of the oldest file still present.
+    pub(crate) fn min_offset(&self) -> u64 {
+        let files = self.files.read().unwrap_or_else(|p| p.into_inner());
+        files.first().map_or(0, |f| f.start_offset())
+    }
+
+    pub(crate) fn flushed_offset(&self) -> u64 {
+        self.flushed_offset.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn flushed_store_timestamp(&self) -> i64 {
+        self.flushed_store_timestamp.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn file_bytes(&self) -> usize {
+        self.file_bytes
+    }
+
+    /// Appends a batch of messages for one topic and queue as consecutive records in one file.
+    ///
+    /// # Errors
+    /// `DiskFull` when a new segment cannot be created, `InvalidMessage` for a batch larger than a
+    /// segment; nothing is appended then.
+    pub(crate) fn append(&self, batch: &[MessageInput], now_ms: i64) -> Result<AppendResult> {
+        let Some(first) = batch.first() else {
+            return Err(Error::InvalidMessage("empty batch".into()));
+        };
+        let total: usize = batch.iter().map(MessageInput::record_bytes).sum();
+        if total + END_FILE_MIN_BLANK_BYTES > self.file_bytes {
+            return Err(Error::InvalidMessage(format!(
+                "batch of {total} bytes does not fit in a CommitLog file of {} bytes",
+                self.file_bytes
+            )));
+        }
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (first.topic.clone(), first.queue_id);
+        let mut file = self.writable_file(total)?;
+        // The store clock never runs backwards within the log.
+        let store_timestamp = now_ms.max(self.last_store_timestamp.load(Ordering::Relaxed));
+        let base_queue_offset = w.queue_offsets.get(&key).copied().unwrap_or(0);
+        let Writer { buf, .. } = &mut *w;
+        let mut appended = Vec::with_capacity(batch.len());
+        loop {
+            buf.clear();
+            let mut phys = file.start_offset() + file.wrote() as u64;
+            let mut queue_offset = base_queue_offset;
+            appended.clear();
+            for msg in batch {
+                let tx = msg.transaction_type();
+                let counts = tx != TRANSACTION_PREPARED_TYPE && tx != TRANSACTION_ROLLBACK_TYPE;
+                let placement = Placement {
+                    queue_offset: if counts { queue_offset } else { 0 },
+                    physical_offset: phys,
+                    store_timestamp,
+                };
+                let before = buf.len();
+                format::encode_record(msg, placement, buf);
+                let len = (buf.len() - before) as u32;
+                appended.push(Appended { physical_offset: phys, queue_offset: placement.queue_offset, record_bytes: len });
+                phys += u64::from(len);
+                if counts {
+                    queue_offset += 1;
+                }
+            }
+            if file.append(buf).is_some() {
+                let end = phys;
+                w.queue_offsets.insert(key, queue_offset);
+                self.last_store_timestamp.store(store_timestamp, Ordering::Release);
+                self.max_offset.store(end, Ordering::Release);
+                return Ok(AppendResult { messages: appended, store_timestamp, end_offset: end });
+            }
+            // Lost a race with nothing (we hold the writer lock): the file cannot take it; roll.
+            file = self.roll(&file)?;
+        }
+    }
+
+    /// The last file if `record_bytes` (+ the filler reserve) fit in it, else a fresh one after a
+    /// filler closes the last.
+    fn writable_file(&self, record_bytes: usize) -> Result<Arc<MappedFile>> {
+        let last = self.files.read().unwrap_or_else(|p| p.into_inner()).last().cloned();
+        match last {
+            Some(f) if f.remaining() >= record_bytes + END_FILE_MIN_BLANK_BYTES => Ok(f),
+            Some(f) => self.roll(&f),
+            None => self.create_file(self.max_offset()),
+        }
+    }
+
+    /// Closes `full` with a filler (if not closed yet) and creates the next file.
+    fn roll(&self, full: &Arc<MappedFile>) -> Result<Arc<MappedFile>> {
+        let remaining = full.remaining();
+        if remaining > 0 {
+            let mut filler = Vec::with_capacity(END_FILE_MIN_BLANK_BYTES);
+            format::encode_blank(remaining, &mut filler);
+            // Only the filler's 8 bytes are written; the rest of the file stays as it is.
+            if full.append(&filler).is_none() {
+                return Err(Error::Corrupt {
+                    file: full.path().to_path_buf(),
+                    offset: full.wrote() as u64,
+                    reason: "no room for the end-of-file filler".into(),
+                });
+            }
+            // Readers treat the file as ended; publish the whole length.
+            full.append_at(self.file_bytes, &[]);
+        }
+        let next = full.start_offset() + self.file_bytes as u64;
+        self.max_offset.store(next, Ordering::Release);
+        self.create_file(next)
+    }
+
+    fn create_file(&self, start: u64) -> Result<Arc<MappedFile>> {
+        let path = self.dir.join(format::offset_file_name(start));
+        let file = MappedFile::create(&path, start, self.file_bytes).map_err(Error::io(&path))?;
+        super::sync_dir(&self.dir)?;
+        let file = Arc::new(file);
+        self.files.write().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// The file holding `offset`.
+    pub(crate) fn file_at(&self, offset: u64) -> Option<Arc<MappedFile>> {
+        let files = self.files.read().unwrap_or_else(|p| p.into_inner());
+        let first = files.first()?.start_offset();
+        if offset < first {
+            return None;
+        }
+        let i = ((offset - first) / self.file_bytes as u64) as usize;
+        let f = files.get(i)?;
+        (f.start_offset() <= offset && offset < f.start_offset() + self.file_bytes as u64).then(|| Arc::clone(f))
+    }
+
+    /// The `size` published bytes at `offset`, zero-copy.
+    pub(crate) fn read(&self, offset: u64, size: usize) -> Option<Bytes> {
+        let file = self.file_at(offset)?;
+        file.read_shared((offset - file.start_offset()) as usize, size)
+    }
+
+    /// The whole record at `offset` (its length read from its first 4 bytes).
+    pub(crate) fn read_record(&self, offset: u64) -> Option<Bytes> {
+        let file = self.file_at(offset)?;
+        let pos = (offset - file.start_offset()) as usize;
+        let len = u32::from_be_bytes(file.read(pos, 4)?.try_into().ok()?) as usize;
+        if len < format::RECORD_FIXED_BYTES_V4 {
+            return None;
+        }
+        file.read_shared(pos, len)
+    }
+
+    /// msyncs everything published. Returns the flushed offset.
+    ///
+    /// # Errors
+    /// The sync failed (or was made to fail): the store must poison itself.
+    pub(crate) fn flush(&self, faults: &Faults) -> Result<u64> {
+        let target = self.max_offset();
+        let ts = self.last_store_timestamp.load(Ordering::Acquire);
+        let flushed = self.flushed_offset();
+        if target <= flushed {
+            return Ok(flushed);
+        }
+        let files: Vec<Arc<MappedFile>> = {
+            let files = self.files.read().unwrap_or_else(|p| p.into_inner());
+            files
+                .iter()
+                .filter(|f| f.start_offset() + self.file_bytes as u64 > flushed && f.start_offset() < target)
+                .cloned()
+                .collect()
+        };
+        for f in &files {
+            faults.check_sync().map_err(Error::io(f.path()))?;
+            f.flush().map_err(Error::io(f.path()))?;
+        }
+        self.flushed_offset.fetch_max(target, Ordering::AcqRel);
+        self.flushed_store_timestamp.fetch_max(ts, Ordering::AcqRel);
+        Ok(target)
+    }
+
+    /// Unflushed bytes.
+    pub(crate) fn dirty_bytes(&self) -> u64 {
+        self.max_offset().saturating_sub(self.flushed_offset())
+    }
+
+    /// All files, oldest first.
+    pub(crate) fn files(&self) -> Vec<Arc<MappedFile>> {
+        self.files.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Retention: unlinks the oldest file if `keep` says so; never the newest. Returns the deleted
+    /// file's path.
+    pub(crate) fn delete_oldest_if(&self, keep: impl Fn(&MappedFile) -> bool) -> Result<Option<PathBuf>> {
+        let mut files = self.files.write().unwrap_or_else(|p| p.into_inner());
+        if files.len() < 2 || keep(&files[0]) {
+            return Ok(None);
+        }
+        let f = files.remove(0);
+        let path = f.path().to_path_buf();
+        drop(files);
+        // Readers holding the Arc keep the mapping; the name goes now.
+        std::fs::remove_file(&path).map_err(Error::io(&path))?;
+        Ok(Some(path))
+    }
+}

@@ -1,0 +1,156 @@
+//! The dispatcher: turns CommitLog records into ConsumeQueue units and index entries.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::consume_queue::PutOutcome;
+use super::error::{Error, Result};
+use super::format::{self, CqUnit, Scanned, StoredRecord};
+use super::Inner;
+
+/// Records dispatched between two checks of the shutdown flag and two arrival notifications.
+const DISPATCH_BATCH_RECORDS_MAX: usize = 4096;
+
+/// The dispatcher thread: follows the CommitLog's published end.
+pub(super) fn run(inner: &Inner) {
+    let mut reported = false;
+    loop {
+        let target = inner.commit_log.max_offset();
+        let from = inner.dispatched.load(Ordering::Acquire);
+        if from >= target {
+            if inner.shutting_down.load(Ordering::Acquire) {
+                break;
+            }
+            std::thread::park_timeout(Duration::from_millis(1));
+            continue;
+        }
+        let mut inconsistent = HashSet::new();
+        match inner.dispatch_range(from, target, None, &mut inconsistent, DISPATCH_BATCH_RECORDS_MAX) {
+            Ok(_) => reported = false,
+            Err(e) => {
+                if !reported {
+                    tracing::error!(error = %e, offset = from, "Dispatch failed; retrying.");
+                    reported = true;
+                }
+                if inner.shutting_down.load(Ordering::Acquire) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        for (topic, queue_id) in inconsistent {
+            tracing::error!(topic, queue_id, "ConsumeQueue disagrees with the CommitLog; it is rebuilt on the next start.");
+        }
+    }
+}
+
+impl Inner {
+    /// Dispatches the records in `[from, to)`, at most `records_max` of them. With `only`, just
+    /// those queues get units (a rebuild) and the dispatched offset is left alone. Queues whose
+    /// units disagree with the log are added to `inconsistent`. Returns the offset reached.
+    pub(super) fn dispatch_range(
+        &self,
+        from: u64,
+        to: u64,
+        only: Option<&HashSet<(String, u32)>>,
+        inconsistent: &mut HashSet<(String, u32)>,
+        records_max: usize,
+    ) -> Result<u64> {
+        let mut pos = from;
+        let mut arrived: HashMap<(String, u32), u64> = HashMap::new();
+        let file_bytes = self.commit_log.file_bytes() as u64;
+        let mut records = 0;
+        while pos < to && records < records_max {
+            let Some(file) = self.commit_log.file_at(pos) else {
+                return Err(Error::Corrupt {
+                    file: self.config.commit_log_dir.clone(),
+                    offset: pos,
+                    reason: "no CommitLog file holds this offset".into(),
+                });
+            };
+            let rel = (pos - file.start_offset()) as usize;
+            let bytes = file.read_from(rel).unwrap_or(&[]);
+            match format::scan_record(bytes, false) {
+                Scanned::Record(r) => {
+                    let key = (r.topic.to_string(), r.queue_id);
+                    if only.is_none_or(|set| set.contains(&key)) {
+                        if let Some(max) = self.dispatch_record(&r, only.is_some(), inconsistent)? {
+                            arrived.insert(key, max);
+                        }
+                    }
+                    pos += u64::from(r.total_size);
+                    records += 1;
+                    if only.is_none() {
+                        self.dispatched_timestamp.store(r.store_timestamp, Ordering::Release);
+                    }
+                }
+                Scanned::Blank(_) => pos = file.start_offset() + file_bytes,
+                Scanned::End | Scanned::Corrupt(_) => {
+                    if rel as u64 >= file_bytes || file.is_full() {
+                        pos = file.start_offset() + file_bytes;
+                        continue;
+                    }
+                    return Err(Error::Corrupt {
+                        file: file.path().to_path_buf(),
+                        offset: rel as u64,
+                        reason: "published CommitLog bytes are not a record".into(),
+                    });
+                }
+            }
+            if only.is_none() {
+                self.dispatched.store(pos, Ordering::Release);
+            }
+        }
+        if !arrived.is_empty() && only.is_none() {
+            if let Some(listener) = self.arrival.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                for ((topic, queue_id), max) in &arrived {
+                    listener(topic, *queue_id, *max);
+                }
+            }
+        }
+        Ok(pos)
+    }
+
+    /// Writes the unit and index entries of one record. Returns the queue's new max offset when
+    /// a unit was appended.
+    fn dispatch_record(
+        &self,
+        r: &StoredRecord<'_>,
+        rebuilding: bool,
+        inconsistent: &mut HashSet<(String, u32)>,
+    ) -> Result<Option<u64>> {
+        let tx = r.transaction_type();
+        let mut appended = None;
+        if tx == format::TRANSACTION_NOT_TYPE || tx == format::TRANSACTION_COMMIT_TYPE {
+            let key = (r.topic.to_string(), r.queue_id);
+            if !inconsistent.contains(&key) {
+                let unit = CqUnit { physical_offset: r.physical_offset, size: r.total_size as i32, tags_code: self.tags_code(r) };
+                let cq = self.queue_or_create(r.topic, r.queue_id);
+                match cq.put(r.queue_offset, unit)? {
+                    PutOutcome::Appended => appended = Some(cq.max_offset()),
+                    PutOutcome::AlreadyPresent => {}
+                    PutOutcome::Inconsistent => {
+                        inconsistent.insert(key);
+                    }
+                }
+            }
+        }
+        if !rebuilding && let Some(index) = &self.index {
+            index.add(r)?;
+        }
+        Ok(appended)
+    }
+
+    /// tagsCode of a record: the tag's hash, or for the schedule topic the delivery time.
+    fn tags_code(&self, r: &StoredRecord<'_>) -> i64 {
+        if r.topic == format::SCHEDULE_TOPIC {
+            let levels = &self.config.message_delay_level_ms;
+            let level = r.property(format::PROPERTY_DELAY).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1);
+            let level = level.clamp(1, levels.len().max(1));
+            let delay = levels.get(level - 1).copied().unwrap_or(0);
+            return r.store_timestamp.saturating_add(delay as i64);
+        }
+        format::tags_code(r.property(format::PROPERTY_TAGS))
+    }
+}
