@@ -132,9 +132,8 @@ impl HostDefaults {
             .and_then(non_empty)
             .or_else(|| std::env::var("HOSTNAME").ok().and_then(non_empty))
             .unwrap_or_else(|| "DEFAULT_BROKER".to_owned());
-        let home_dir = std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        let home_dir =
+            std::env::var_os("HOME").filter(|h| !h.is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from);
         let namesrv_addr = std::env::var("NAMESRV_ADDR").ok().and_then(non_empty);
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         HostDefaults { hostname, home_dir, namesrv_addr, cpus }
@@ -352,9 +351,7 @@ fn unknown_key_hint(key: &str) -> Option<String> {
     if let Some(new) = renamed {
         return Some(format!("renamed {new} in RocketMQ 4.6"));
     }
-    KEYS.iter()
-        .find(|spec| spec.key.eq_ignore_ascii_case(key))
-        .map(|spec| format!("did you mean {}?", spec.key))
+    KEYS.iter().find(|spec| spec.key.eq_ignore_ascii_case(key)).map(|spec| format!("did you mean {}?", spec.key))
 }
 
 impl Default for BrokerConfig {
@@ -513,8 +510,9 @@ impl BrokerConfig {
         KEYS.iter().map(|spec| spec.key)
     }
 
-    /// The config as `.properties` text with every key that has a value, which
-    /// [`BrokerConfig::from_properties_str`] reads back to an equal config.
+    /// The config as `.properties` text with every key that has a value (unset options are left
+    /// out). For a config that passed [`BrokerConfig::validate`],
+    /// [`BrokerConfig::from_properties_str`] reads it back to an equal config.
     pub fn to_properties(&self) -> String {
         let mut out = String::new();
         for spec in KEYS {
@@ -666,7 +664,9 @@ impl BrokerConfig {
                 format!("an IndexFile of at most {} bytes (40 + 4 x maxHashSlotNum + 20 x maxIndexNum)", i32::MAX),
             ));
         }
-        if self.message_delay_level_ms.is_empty() || self.message_delay_level_ms.iter().any(|ms| ms % 1000 != 0) {
+        if self.message_delay_level_ms.is_empty()
+            || self.message_delay_level_ms.iter().any(|ms| !ms.is_multiple_of(1000))
+        {
             return Err(invalid(
                 "messageDelayLevel",
                 show_delay_levels(&self.message_delay_level_ms),
@@ -689,7 +689,11 @@ impl BrokerConfig {
 
     fn validate_ports(&self) -> Result<(), ConfigError> {
         if !(3..=65534).contains(&self.listen_port) {
-            return Err(invalid("listenPort", self.listen_port, "3 to 65534 (listenPort - 2 and listenPort + 1 must be ports too)"));
+            return Err(invalid(
+                "listenPort",
+                self.listen_port,
+                "3 to 65534 (listenPort - 2 and listenPort + 1 must be ports too)",
+            ));
         }
         if self.ha_listen_port == Some(0) {
             return Err(invalid("haListenPort", 0, "1 to 65535"));
@@ -773,9 +777,7 @@ fn split_namesrv_addr(raw: &str) -> Vec<String> {
 fn is_host_port(addr: &str) -> bool {
     match addr.rsplit_once(':') {
         Some((host, port)) => {
-            !host.is_empty()
-                && !host.contains(char::is_whitespace)
-                && port.parse::<u16>().is_ok_and(|p| p != 0)
+            !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok_and(|p| p != 0)
         }
         None => false,
     }
@@ -940,10 +942,8 @@ fn ratio(key: &str, raw: &str) -> Result<f64, ConfigError> {
 
 /// Any integer; RocketMQ clamps it to 10..=95.
 fn percent_clamped(key: &str, raw: &str) -> Result<u32, ConfigError> {
-    let value: i64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, raw, "an integer percentage (clamped to 10 to 95)"))?;
+    let value: i64 =
+        raw.trim().parse().map_err(|_| invalid(key, raw, "an integer percentage (clamped to 10 to 95)"))?;
     // Clamped into 10..=95, so the cast is exact.
     Ok(value.clamp(10, 95) as u32)
 }
@@ -1024,8 +1024,11 @@ fn show_hours(value: &[u32]) -> Option<String> {
 
 fn show_delay_levels(levels: &[u64]) -> String {
     let level = |ms: u64| {
-        let (unit, unit_ms) =
-            DELAY_UNITS_MS.iter().find(|(_, unit_ms)| ms % unit_ms == 0 && ms > 0).copied().unwrap_or(('s', 1_000));
+        let (unit, unit_ms) = DELAY_UNITS_MS
+            .iter()
+            .find(|(_, unit_ms)| ms > 0 && ms.is_multiple_of(*unit_ms))
+            .copied()
+            .unwrap_or(('s', 1_000));
         format!("{}{unit}", ms / unit_ms)
     };
     levels.iter().map(|&ms| level(ms)).collect::<Vec<_>>().join(" ")

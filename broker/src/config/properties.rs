@@ -47,10 +47,7 @@ pub struct Entry {
 /// [`ConfigError::Syntax`] for a malformed `\uXXXX` escape or an unpaired UTF-16 surrogate.
 pub fn parse(text: &str) -> Result<Vec<Entry>, ConfigError> {
     if text.len() > PROPERTIES_FILE_BYTES_MAX {
-        return Err(ConfigError::TooLarge {
-            bytes: text.len() as u64,
-            bytes_max: PROPERTIES_FILE_BYTES_MAX as u64,
-        });
+        return Err(ConfigError::TooLarge { bytes: text.len() as u64, bytes_max: PROPERTIES_FILE_BYTES_MAX as u64 });
     }
     let mut entries = Vec::new();
     let mut lines = NaturalLines::new(text);
@@ -79,11 +76,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, ConfigError> {
             }
         }
         let (raw_key, raw_value) = split_key_value(&logical);
-        entries.push(Entry {
-            key: unescape(raw_key, line)?,
-            value: unescape(raw_value, line)?,
-            line,
-        });
+        entries.push(Entry { key: unescape(raw_key, line)?, value: unescape(raw_value, line)?, line });
     }
     Ok(entries)
 }

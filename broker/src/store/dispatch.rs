@@ -74,11 +74,10 @@ impl Inner {
             match format::scan_record(bytes, false) {
                 Scanned::Record(r) => {
                     let key = (r.topic.to_string(), r.queue_id);
-                    if only.is_none_or(|set| set.contains(&key)) {
-                        if let Some(max) = self.dispatch_record(&r, only.is_some(), inconsistent)? {
+                    if only.is_none_or(|set| set.contains(&key))
+                        && let Some(max) = self.dispatch_record(&r, only.is_some(), inconsistent)? {
                             arrived.insert(key, max);
                         }
-                    }
                     pos += u64::from(r.total_size);
                     records += 1;
                     if only.is_none() {
@@ -102,13 +101,12 @@ impl Inner {
                 self.dispatched.store(pos, Ordering::Release);
             }
         }
-        if !arrived.is_empty() && only.is_none() {
-            if let Some(listener) = self.arrival.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if !arrived.is_empty() && only.is_none()
+            && let Some(listener) = self.arrival.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
                 for ((topic, queue_id), max) in &arrived {
                     listener(topic, *queue_id, *max);
                 }
             }
-        }
         Ok(pos)
     }
 

@@ -32,7 +32,7 @@ pub(super) fn open(config: StoreConfig, faults: Arc<Faults>) -> Result<Inner> {
     for dir in [&config.root_dir, &config.commit_log_dir, &config.consume_queue_dir(), &config.metadata_dir()] {
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     }
-    let lock = StoreLock::acquire(&config.lock_path())?;
+    let lock = StoreLock::acquire(config.lock_path())?;
     let abort = config.abort_path();
     let crashed = abort.exists();
     std::fs::write(&abort, b"").map_err(Error::io(&abort))?;
@@ -160,6 +160,7 @@ struct Scan {
 
 /// Validates records from file `start` on, sets write positions, zeroes what follows the last
 /// valid record and deletes later files.
+#[expect(clippy::needless_range_loop, reason = "the index of the last valid file is the result")]
 fn scan_and_truncate(config: &StoreConfig, files: &mut Vec<MappedFile>, start: usize, crashed: bool) -> Result<Scan> {
     let n = files.len();
     for f in files.iter_mut().take(start) {

@@ -115,7 +115,7 @@ fn java_hashes() {
         ("TagA", 2_598_919),
         ("hello", 99_162_322),
         ("polygenelubricants", i32::MIN),
-        ("\u{e9}t\u{e9}", 0x0000_e9 * 961 + 116 * 31 + 0xe9),
+        ("\u{e9}t\u{e9}", 0xe9 * 961 + 116 * 31 + 0xe9),
         ("\u{1F600}", 0xD83D * 31 + 0xDE00),
     ];
     for (s, want) in cases {
@@ -165,7 +165,9 @@ fn scan_rejects_damage_without_panicking() {
     let short_total = |b: &mut Vec<u8>| b[3] = b[3].wrapping_sub(1);
     let long_body_len = |b: &mut Vec<u8>| b[84 + 3] = 200;
     let zero_total = |b: &mut Vec<u8>| b[..4].copy_from_slice(&[0; 4]);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, fn(&Scanned<'_>) -> bool)> = vec![
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    type Expect = fn(&Scanned<'_>) -> bool;
+    let cases: Vec<(&str, Damage, Expect)> = vec![
         ("body bit flip", Box::new(flip_body), |s| matches!(s, Scanned::Corrupt("body CRC mismatch"))),
         ("bad magic", Box::new(bad_magic), |s| matches!(s, Scanned::Corrupt("bad magic"))),
         ("total one short", Box::new(short_total), |s| matches!(s, Scanned::Corrupt(_))),
@@ -197,6 +199,6 @@ fn scan_rejects_damage_without_panicking() {
         if buf.len() > 8 {
             buf[4..8].copy_from_slice(&MESSAGE_MAGIC.to_be_bytes());
         }
-        let _ = scan_record(&buf, x % 2 == 0);
+        let _ = scan_record(&buf, x.is_multiple_of(2));
     }
 }
