@@ -11,10 +11,15 @@ use super::Inner;
 
 /// Records dispatched between two checks of the shutdown flag and two arrival notifications.
 const DISPATCH_BATCH_RECORDS_MAX: usize = 4096;
+/// While messages keep coming the dispatcher polls at this interval (bounding how late a unit
+/// becomes readable), and goes idle after this many empty polls.
+const POLL_INTERVAL_US: u64 = 500;
+const IDLE_AFTER_QUIET_POLLS: u32 = 4;
 
 /// The dispatcher thread: follows the CommitLog's published end.
 pub(super) fn run(inner: &Inner) {
     let mut reported = false;
+    let mut quiet_polls = 0u32;
     loop {
         let target = inner.commit_log.max_offset();
         let from = inner.dispatched.load(Ordering::Acquire);
@@ -22,9 +27,21 @@ pub(super) fn run(inner: &Inner) {
             if inner.shutting_down.load(Ordering::Acquire) {
                 break;
             }
-            std::thread::park_timeout(Duration::from_millis(1));
+            if quiet_polls < IDLE_AFTER_QUIET_POLLS {
+                // Under load, poll: appenders then never pay for waking us.
+                quiet_polls += 1;
+                std::thread::park_timeout(Duration::from_micros(POLL_INTERVAL_US));
+                continue;
+            }
+            // Idle: announce it, so the next append wakes us at once.
+            inner.dispatcher_idle.store(true, Ordering::SeqCst);
+            if inner.commit_log.max_offset() <= from {
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+            inner.dispatcher_idle.store(false, Ordering::SeqCst);
             continue;
         }
+        quiet_polls = 0;
         let mut inconsistent = HashSet::new();
         match inner.dispatch_range(from, target, None, &mut inconsistent, DISPATCH_BATCH_RECORDS_MAX) {
             Ok(_) => reported = false,

@@ -117,6 +117,10 @@ struct Inner {
     dispatched: AtomicU64,
     dispatched_timestamp: AtomicI64,
     dispatcher: OnceLock<std::thread::Thread>,
+    /// Time spent in CommitLog syncs, ns.
+    flush_nanos: AtomicU64,
+    /// Set by the dispatcher before it parks; the appender that clears it wakes it.
+    dispatcher_idle: AtomicBool,
     arrival: RwLock<Option<ArrivalListener>>,
     _lock: StoreLock,
 }
@@ -189,24 +193,8 @@ impl MessageStore {
     /// `Poisoned` after a failed sync, `DiskFull`, `MessageTooLarge`, `InvalidMessage` (empty
     /// batch, mixed queues, topic or properties too long), `ShutDown`.
     pub fn put_messages(&self, batch: &[MessageInput]) -> Result<PutResult> {
+        let appended = self.append_checked(batch)?;
         let inner = &*self.inner;
-        inner.check_writable()?;
-        let Some(first) = batch.first() else {
-            return Err(Error::InvalidMessage("empty batch".into()));
-        };
-        for m in batch {
-            if m.body.len() > inner.config.message_bytes_max {
-                return Err(Error::MessageTooLarge { bytes: m.body.len(), bytes_max: inner.config.message_bytes_max });
-            }
-            format::check_lengths(m).map_err(|e| Error::InvalidMessage(format!("{e:?}")))?;
-            if m.topic != first.topic || m.queue_id != first.queue_id {
-                return Err(Error::InvalidMessage("a batch must go to one topic and queue".into()));
-            }
-        }
-        let appended = inner.commit_log.append(batch, now_ms())?;
-        if let Some(t) = inner.dispatcher.get() {
-            t.unpark();
-        }
         let status = match inner.config.flush_disk_type {
             FlushDiskType::Async => PutStatus::Ok,
             FlushDiskType::Sync => {
@@ -222,6 +210,60 @@ impl MessageStore {
             return Err(Error::Poisoned);
         }
         Ok(PutResult { status, appended })
+    }
+
+    /// [`MessageStore::put_messages`] without blocking: `done` gets the result once the batch is
+    /// durable as `flushDiskType` requires (at once for ASYNC_FLUSH or on error). With SYNC_FLUSH
+    /// it runs on the flusher thread after the group commit that covers the batch, so it must be
+    /// short (wake a task, send on a channel).
+    pub fn put_messages_then(&self, batch: &[MessageInput], done: impl FnOnce(Result<PutResult>) + Send + 'static) {
+        let appended = match self.append_checked(batch) {
+            Ok(a) => a,
+            Err(e) => return done(Err(e)),
+        };
+        let inner = &*self.inner;
+        match inner.config.flush_disk_type {
+            FlushDiskType::Async => done(Ok(PutResult { status: PutStatus::Ok, appended })),
+            FlushDiskType::Sync => {
+                let timeout = Duration::from_millis(inner.config.sync_flush_timeout_ms);
+                let end = appended.end_offset;
+                inner.group_commit.on_durable(
+                    end,
+                    timeout,
+                    Box::new(move |d| {
+                        done(match d {
+                            Durable::Yes => Ok(PutResult { status: PutStatus::Ok, appended }),
+                            Durable::TimedOut => Ok(PutResult { status: PutStatus::FlushDiskTimeout, appended }),
+                            Durable::Failed => Err(Error::Poisoned),
+                        })
+                    }),
+                );
+            }
+        }
+    }
+
+    fn append_checked(&self, batch: &[MessageInput]) -> Result<AppendResult> {
+        let inner = &*self.inner;
+        inner.check_writable()?;
+        let Some(first) = batch.first() else {
+            return Err(Error::InvalidMessage("empty batch".into()));
+        };
+        for m in batch {
+            if m.body.len() > inner.config.message_bytes_max {
+                return Err(Error::MessageTooLarge { bytes: m.body.len(), bytes_max: inner.config.message_bytes_max });
+            }
+            format::check_lengths(m).map_err(|e| Error::InvalidMessage(format!("{e:?}")))?;
+            if m.topic != first.topic || m.queue_id != first.queue_id {
+                return Err(Error::InvalidMessage("a batch must go to one topic and queue".into()));
+            }
+        }
+        let appended = inner.commit_log.append(batch, now_ms())?;
+        if inner.dispatcher_idle.swap(false, Ordering::SeqCst)
+            && let Some(t) = inner.dispatcher.get()
+        {
+            t.unpark();
+        }
+        Ok(appended)
     }
 
     /// Reads up to `max_count` messages (and about `max_bytes`) of a queue from `offset`;
@@ -412,6 +454,17 @@ impl MessageStore {
         v
     }
 
+    /// Completed CommitLog flush rounds: with SYNC_FLUSH, appends divided by this is the group
+    /// commit's batch size.
+    pub fn commit_log_flush_rounds(&self) -> u64 {
+        self.inner.group_commit.rounds()
+    }
+
+    /// Total time spent syncing the CommitLog.
+    pub fn commit_log_flush_time(&self) -> Duration {
+        Duration::from_nanos(self.inner.flush_nanos.load(Ordering::Relaxed))
+    }
+
     pub fn is_poisoned(&self) -> bool {
         self.inner.poisoned.load(Ordering::Acquire)
     }
@@ -538,7 +591,10 @@ impl Inner {
     }
 
     fn flush_commit_log(&self) -> Result<u64> {
-        match self.commit_log.flush(&self.faults) {
+        let started = std::time::Instant::now();
+        let result = self.commit_log.flush(&self.faults);
+        self.flush_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        match result {
             Ok(off) => {
                 self.group_commit.flushed(off);
                 Ok(off)
