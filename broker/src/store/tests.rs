@@ -489,3 +489,36 @@ fn full_disk_refuses_writes_then_resumes() {
     let store = MessageStore::open(c).unwrap();
     assert_bodies(&read_all(&store, "D", 0), &(0..acked).map(body).collect::<Vec<_>>(), "disk full");
 }
+
+/// The completion path used by async callers: every append is acknowledged once its group
+/// commit is on disk, many in flight at once share syncs, and a failed sync refuses them.
+#[test]
+fn completions_acknowledge_after_group_commit_and_refuse_after_a_failed_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.flush_disk_type = FlushDiskType::Sync;
+    c.commit_log_file_bytes = 1 << 20;
+    let faults = Arc::new(Faults::new());
+    let store = MessageStore::open_with_faults(c, Arc::clone(&faults)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 0..200 {
+        let tx = tx.clone();
+        store.put_messages_then(&[msg("Q", 0, &body(i), "", "")], move |r| tx.send((i, r)).unwrap());
+    }
+    let mut got: Vec<_> = (0..200).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
+    got.sort_by_key(|(i, _)| *i);
+    for (i, r) in &got {
+        let r = r.as_ref().unwrap();
+        assert_eq!(r.status, PutStatus::Ok);
+        assert_eq!(r.appended.messages[0].queue_offset, *i as u64);
+    }
+    assert!(store.commit_log_flush_rounds() < 200, "in-flight appends share syncs");
+    faults.fail_syncs();
+    let tx2 = tx.clone();
+    store.put_messages_then(&[msg("Q", 0, b"doomed", "", "")], move |r| tx2.send((999, r)).unwrap());
+    let (_, r) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(matches!(r, Err(Error::Poisoned)), "{r:?}");
+    store.put_messages_then(&[msg("Q", 0, b"later", "", "")], move |r| tx.send((1000, r)).unwrap());
+    let (_, r) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(matches!(r, Err(Error::Poisoned)), "{r:?}");
+}
