@@ -10,7 +10,31 @@ use bytes::Bytes;
 use super::error::{Error, Result};
 use super::faults::Faults;
 use super::format::{self, MessageInput, Placement, END_FILE_MIN_BLANK_BYTES, TRANSACTION_PREPARED_TYPE, TRANSACTION_ROLLBACK_TYPE};
-use super::mapped_file::MappedFile;
+use super::mapped_file::{MappedFile, WriteMode};
+
+/// Suffix of a segment being prepared in the background; recovery deletes leftovers.
+pub(crate) const SPARE_SUFFIX: &str = ".alloc";
+
+/// The next segment: being zero-filled, or filled and waiting.
+enum Spare {
+    Filling(u64, std::thread::JoinHandle<std::io::Result<MappedFile>>),
+    Ready(u64, MappedFile),
+}
+
+impl Spare {
+    fn start(&self) -> u64 {
+        match self {
+            Spare::Filling(at, _) | Spare::Ready(at, _) => *at,
+        }
+    }
+
+    fn finish(self) -> (u64, std::io::Result<MappedFile>) {
+        match self {
+            Spare::Filling(at, h) => (at, h.join().unwrap_or_else(|_| Err(std::io::Error::other("allocation thread panicked")))),
+            Spare::Ready(at, f) => (at, Ok(f)),
+        }
+    }
+}
 
 /// Where one appended message went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +62,9 @@ struct Writer {
 pub(crate) struct CommitLog {
     dir: PathBuf,
     file_bytes: usize,
+    write_mode: WriteMode,
+    /// The next segment, being zero-filled in the background (SYNC_FLUSH only).
+    spare: Mutex<Option<Spare>>,
     files: RwLock<Vec<Arc<MappedFile>>>,
     writer: Mutex<Writer>,
     /// End of the published log.
@@ -51,18 +78,74 @@ pub(crate) struct CommitLog {
 
 impl CommitLog {
     /// A CommitLog over recovered files (oldest first, write positions set).
-    pub(crate) fn new(dir: &Path, file_bytes: usize, files: Vec<MappedFile>, last_store_timestamp: i64) -> CommitLog {
+    ///
+    /// With [`WriteMode::Syscall`] (SYNC_FLUSH) new segments are zero-filled before use, the next
+    /// one always in the background, so that each group commit syncs data only.
+    pub(crate) fn new(dir: &Path, file_bytes: usize, mut files: Vec<MappedFile>, last_store_timestamp: i64, write_mode: WriteMode) -> CommitLog {
+        for f in &mut files {
+            f.set_write_mode(write_mode);
+        }
         let files: Vec<Arc<MappedFile>> = files.into_iter().map(Arc::new).collect();
         let max = files.last().map_or(0, |f| f.start_offset() + f.wrote() as u64);
-        CommitLog {
+        let next = files.last().map_or(0, |f| f.start_offset() + file_bytes as u64);
+        let log = CommitLog {
             dir: dir.to_path_buf(),
             file_bytes,
+            write_mode,
+            spare: Mutex::new(None),
             files: RwLock::new(files),
             writer: Mutex::new(Writer { queue_offsets: HashMap::new(), buf: Vec::with_capacity(64 * 1024) }),
             max_offset: AtomicU64::new(max),
             flushed_offset: AtomicU64::new(max),
             last_store_timestamp: AtomicI64::new(last_store_timestamp),
             flushed_store_timestamp: AtomicI64::new(last_store_timestamp),
+        };
+        if write_mode == WriteMode::Syscall {
+            log.prepare_spare(next);
+        }
+        log
+    }
+
+    /// Starts zero-filling the segment at `start` in the background.
+    fn prepare_spare(&self, start: u64) {
+        let path = self.dir.join(format!("{}{SPARE_SUFFIX}", format::offset_file_name(start)));
+        let size = self.file_bytes;
+        let _ = std::fs::remove_file(&path);
+        let spawned = std::thread::Builder::new()
+            .name("store-allocate".into())
+            .spawn(move || MappedFile::create_prefilled(&path, start, size));
+        if let Ok(handle) = spawned {
+            *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(Spare::Filling(start, handle));
+        }
+    }
+
+    /// Waits until the background zero-fill of the next segment (if any) has finished.
+    pub(crate) fn wait_spare(&self) {
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = spare.take() {
+            let (at, made) = s.finish();
+            if let Ok(f) = made {
+                *spare = Some(Spare::Ready(at, f));
+            }
+        }
+    }
+
+    /// The prepared segment for `start`, if one was being made (waits for it to finish).
+    fn take_spare(&self, start: u64) -> Option<MappedFile> {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        let (at, made) = spare.finish();
+        match made {
+            Ok(f) if at == start => Some(f),
+            Ok(f) => {
+                let p = f.path().to_path_buf();
+                drop(f);
+                let _ = std::fs::remove_file(p);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Preparing the next CommitLog file failed; creating it now.");
+                None
+            }
         }
     }
 
@@ -139,7 +222,7 @@ impl CommitLog {
                     queue_offset += 1;
                 }
             }
-            if file.append(buf).is_some() {
+            if file.append(buf).map_err(Error::io(file.path()))?.is_some() {
                 let end = phys;
                 w.queue_offsets.insert(key, queue_offset);
                 self.last_store_timestamp.store(store_timestamp, Ordering::Release);
@@ -169,7 +252,7 @@ impl CommitLog {
             let mut filler = Vec::with_capacity(END_FILE_MIN_BLANK_BYTES);
             format::encode_blank(remaining, &mut filler);
             // Only the filler's 8 bytes are written; the rest of the file stays as it is.
-            if full.append(&filler).is_none() {
+            if full.append(&filler).map_err(Error::io(full.path()))?.is_none() {
                 return Err(Error::Corrupt {
                     file: full.path().to_path_buf(),
                     offset: full.wrote() as u64,
@@ -177,16 +260,43 @@ impl CommitLog {
                 });
             }
             // Readers treat the file as ended; publish the whole length.
-            full.append_at(self.file_bytes, &[]);
+            full.append_at(self.file_bytes, &[]).map_err(Error::io(full.path()))?;
         }
         let next = full.start_offset() + self.file_bytes as u64;
-        self.max_offset.store(next, Ordering::Release);
-        self.create_file(next)
+        let file = self.create_file(next)?;
+        // Only now may readers step over the filler: the file after it exists.
+        self.max_offset.fetch_max(next, Ordering::AcqRel);
+        Ok(file)
     }
 
     fn create_file(&self, start: u64) -> Result<Arc<MappedFile>> {
         let path = self.dir.join(format::offset_file_name(start));
-        let file = MappedFile::create(&path, start, self.file_bytes).map_err(Error::io(&path))?;
+        // Keep headroom so that the units, index entries, checkpoint and offsets of what is
+        // already acknowledged can still be written when data writes stop.
+        if let Some((free, reserve)) = super::disk::free_and_reserve_bytes(&self.dir) {
+            let spare_ready = self.spare.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|s| s.start() == start);
+            let needed = if spare_ready { 0 } else { self.file_bytes as u64 };
+            if free < needed + reserve {
+                return Err(Error::DiskFull(format!(
+                    "{free} bytes free under {}, a new CommitLog file needs {needed} plus {reserve} kept in reserve",
+                    self.dir.display()
+                )));
+            }
+        }
+        let file = match self.write_mode {
+            WriteMode::Map => MappedFile::create(&path, start, self.file_bytes).map_err(Error::io(&path))?,
+            WriteMode::Syscall => {
+                let f = match self.take_spare(start) {
+                    Some(mut f) => {
+                        f.rename(&path).map_err(Error::io(&path))?;
+                        f
+                    }
+                    None => MappedFile::create_prefilled(&path, start, self.file_bytes).map_err(Error::io(&path))?,
+                };
+                self.prepare_spare(start + self.file_bytes as u64);
+                f
+            }
+        };
         super::sync_dir(&self.dir)?;
         let file = Arc::new(file);
         self.files.write().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(&file));
@@ -273,5 +383,18 @@ impl CommitLog {
         // Readers holding the Arc keep the mapping; the name goes now.
         std::fs::remove_file(&path).map_err(Error::io(&path))?;
         Ok(Some(path))
+    }
+}
+
+impl Drop for CommitLog {
+    fn drop(&mut self) {
+        // Let a background zero-fill finish rather than leave it writing into a closed store.
+        if let Some(spare) = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take()
+            && let (_, Ok(f)) = spare.finish()
+        {
+            let p = f.path().to_path_buf();
+            drop(f);
+            let _ = std::fs::remove_file(p);
+        }
     }
 }

@@ -132,13 +132,13 @@ impl ConsumeQueue {
             let file = self.create_file(start_unit * CQ_UNIT_BYTES as u64)?;
             let pad = CqUnit::PAD.encode();
             for _ in start_unit..queue_offset {
-                file.append(&pad);
+                file.append(&pad).map_err(Error::io(file.path()))?;
             }
             self.max_offset.store(queue_offset, Ordering::Release);
             self.min_offset.store(queue_offset, Ordering::Release);
         }
         let file = self.writable_file()?;
-        if file.append(&unit.encode()).is_none() {
+        if file.append(&unit.encode()).map_err(Error::io(file.path()))?.is_none() {
             return Err(Error::Corrupt {
                 file: file.path().to_path_buf(),
                 offset: file.wrote() as u64,

@@ -36,9 +36,20 @@ use memmap2::{MmapMut, MmapOptions, MmapRaw};
 /// Pages are flushed in whole pages; `msync` wants a page-aligned start.
 const PAGE_BYTES: usize = 4096;
 
+/// How appends reach the page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Copy into the mapping: cheapest per append; syncs pay for write-protecting the pages.
+    Map,
+    /// `pwrite` into the file: a syscall per append, but a sync writes only data. Best with
+    /// SYNC_FLUSH on a file whose blocks were written once already ([`MappedFile::create_prefilled`]).
+    Syscall,
+}
+
 /// An append-only memory-mapped segment file.
 pub struct MappedFile {
     path: PathBuf,
+    write_mode: WriteMode,
     file: File,
     map: MmapRaw,
     /// Offset of the file's first byte in the logical stream (the 20-digit file name).
@@ -76,6 +87,40 @@ impl MappedFile {
         Self::map(path, file, start_offset, size_bytes)
     }
 
+    /// Creates a new file of `size_bytes` by writing zeros through it and syncing, so that its
+    /// blocks are allocated and written: later syncs of appended data then carry no metadata.
+    /// The file appends with [`WriteMode::Syscall`].
+    ///
+    /// # Errors
+    /// The file exists already, the disk has no room, or a write or the sync failed.
+    pub fn create_prefilled(path: &Path, start_offset: u64, size_bytes: usize) -> io::Result<MappedFile> {
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+        let filled = file.set_len(size_bytes as u64).and_then(|()| zero_by_writing(&file, 0, size_bytes as u64)).and_then(|()| file.sync_all());
+        if let Err(e) = filled {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        let mut f = Self::map(path, file, start_offset, size_bytes)?;
+        f.write_mode = WriteMode::Syscall;
+        Ok(f)
+    }
+
+    /// Chooses how appends are written.
+    pub fn set_write_mode(&mut self, mode: WriteMode) {
+        self.write_mode = mode;
+    }
+
+    /// Renames the file (a prepared spare taking its final name); the mapping is unaffected.
+    ///
+    /// # Errors
+    /// The rename failed.
+    pub fn rename(&mut self, to: &Path) -> io::Result<()> {
+        std::fs::rename(&self.path, to)?;
+        self.path = to.to_path_buf();
+        Ok(())
+    }
+
     /// Maps an existing file. Nothing is published until [`MappedFile::set_wrote`] says so.
     ///
     /// # Errors
@@ -96,6 +141,7 @@ impl MappedFile {
         let map = MmapOptions::new().len(size_bytes).map_raw(&file)?;
         Ok(MappedFile {
             path: path.to_path_buf(),
+            write_mode: WriteMode::Map,
             file,
             map,
             start_offset,
@@ -141,41 +187,59 @@ impl MappedFile {
     ///
     /// The first four bytes are stored last: a record whose length prefix is still zero is one the
     /// process did not finish writing, so a crash mid-append leaves no half record that looks whole.
-    pub fn append(&self, data: &[u8]) -> Option<usize> {
+    ///
+    /// # Errors
+    /// A `pwrite` failed ([`WriteMode::Syscall`]); nothing was published.
+    pub fn append(&self, data: &[u8]) -> io::Result<Option<usize>> {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let pos = self.wrote.load(Ordering::Relaxed);
         if data.len() > self.size_bytes - pos {
-            return None;
+            return Ok(None);
         }
-        let base = self.map.as_mut_ptr();
         let head = data.len().min(4);
-        // SAFETY: `pos + data.len() <= size_bytes` (checked above) keeps both copies inside the
-        // map; `[pos..]` is unpublished, so no reader holds a slice over it (contract rule 4), and
-        // the writer lock makes us the only writer. The source is a distinct Rust slice.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr().add(head), base.add(pos + head), data.len() - head);
-            std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(pos), head);
+        match self.write_mode {
+            WriteMode::Map => {
+                let base = self.map.as_mut_ptr();
+                // SAFETY: `pos + data.len() <= size_bytes` (checked above) keeps both copies inside
+                // the map; `[pos..]` is unpublished, so no reader holds a slice over it (contract
+                // rule 4), and the writer lock makes us the only writer. The source is a distinct
+                // Rust slice.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(data.as_ptr().add(head), base.add(pos + head), data.len() - head);
+                    std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(pos), head);
+                }
+            }
+            WriteMode::Syscall => {
+                self.file.write_all_at(&data[head..], (pos + head) as u64)?;
+                self.file.write_all_at(&data[..head], pos as u64)?;
+            }
         }
         self.wrote.store(pos + data.len(), Ordering::Release);
-        Some(pos)
+        Ok(Some(pos))
     }
 
     /// Writes `data` at `pos`, which must be the current write position or past it with zeros
     /// between (used to place a record at an exact offset, as a replica does). Publishes up to
-    /// `pos + data.len()`.
-    pub fn append_at(&self, pos: usize, data: &[u8]) -> bool {
+    /// `pos + data.len()`. Returns false (nothing written) when `pos` is out of place.
+    ///
+    /// # Errors
+    /// A `pwrite` failed.
+    pub fn append_at(&self, pos: usize, data: &[u8]) -> io::Result<bool> {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let wrote = self.wrote.load(Ordering::Relaxed);
         if pos < wrote || pos > self.size_bytes || data.len() > self.size_bytes - pos {
-            return false;
+            return Ok(false);
         }
-        // SAFETY: as in `append`: the range `[pos..pos+len)` lies at or past `wrote`, inside the map,
-        // and we hold the writer lock.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(pos), data.len());
+        match self.write_mode {
+            // SAFETY: as in `append`: the range `[pos..pos+len)` lies at or past `wrote`, inside
+            // the map, and we hold the writer lock.
+            WriteMode::Map => unsafe {
+                std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(pos), data.len());
+            },
+            WriteMode::Syscall => self.file.write_all_at(data, pos as u64)?,
         }
         self.wrote.store(pos + data.len(), Ordering::Release);
-        true
+        Ok(true)
     }
 
     /// Reads `len` published bytes at `pos`, or `None` when they are not all published.
@@ -236,8 +300,14 @@ impl MappedFile {
         let wrote = self.wrote();
         let flushed = self.flushed();
         if wrote > flushed {
-            let start = flushed / PAGE_BYTES * PAGE_BYTES;
-            self.map.flush_range(start, wrote - start)?;
+            match self.write_mode {
+                WriteMode::Map => {
+                    let start = flushed / PAGE_BYTES * PAGE_BYTES;
+                    self.map.flush_range(start, wrote - start)?;
+                }
+                // Pages written by pwrite are plain page cache: fdatasync writes just those.
+                WriteMode::Syscall => self.file.sync_data()?,
+            }
             self.flushed.fetch_max(wrote, Ordering::AcqRel);
         }
         Ok(wrote)

@@ -460,6 +460,12 @@ impl MessageStore {
         self.inner.group_commit.rounds()
     }
 
+    /// Waits until the next CommitLog segment, zero-filled in the background with SYNC_FLUSH,
+    /// is ready (benchmarks use it to measure steady state).
+    pub fn wait_for_segment_preallocation(&self) {
+        self.inner.commit_log.wait_spare();
+    }
+
     /// Total time spent syncing the CommitLog.
     pub fn commit_log_flush_time(&self) -> Duration {
         Duration::from_nanos(self.inner.flush_nanos.load(Ordering::Relaxed))

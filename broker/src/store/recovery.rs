@@ -22,7 +22,7 @@ use super::flush::GroupCommit;
 use super::format::{self, Scanned};
 use super::index::IndexService;
 use super::lock::StoreLock;
-use super::mapped_file::MappedFile;
+use super::mapped_file::{MappedFile, WriteMode};
 use super::{Inner, StoreConfig};
 
 /// How far before the checkpoint a crash recovery starts, ms (RocketMQ's 3 s margin).
@@ -45,7 +45,11 @@ pub(super) fn open(config: StoreConfig, faults: Arc<Faults>) -> Result<Inner> {
     let valid_end = scan.valid_end;
     let scan_from = if crashed { files.get(start).map_or(valid_end, MappedFile::start_offset) } else { valid_end };
     let log_min = files.first().map_or(0, MappedFile::start_offset);
-    let commit_log = CommitLog::new(&config.commit_log_dir, config.commit_log_file_bytes, files, scan.last_store_timestamp);
+    let write_mode = match config.flush_disk_type {
+        super::FlushDiskType::Sync => WriteMode::Syscall,
+        super::FlushDiskType::Async => WriteMode::Map,
+    };
+    let commit_log = CommitLog::new(&config.commit_log_dir, config.commit_log_file_bytes, files, scan.last_store_timestamp, write_mode);
 
     let (queues, mut damaged) = open_queues(&config)?;
     for q in queues.values() {
@@ -109,6 +113,14 @@ pub(super) fn open(config: StoreConfig, faults: Arc<Faults>) -> Result<Inner> {
 }
 
 fn open_commit_log_files(config: &StoreConfig) -> Result<Vec<MappedFile>> {
+    // Segments that were being prepared when the process stopped are not part of the log.
+    if let Ok(rd) = std::fs::read_dir(&config.commit_log_dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().ends_with(super::commit_log::SPARE_SUFFIX) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let mut starts = super::list_offset_files(&config.commit_log_dir)?;
     starts.sort_unstable();
     let size = config.commit_log_file_bytes;

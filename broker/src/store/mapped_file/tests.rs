@@ -11,11 +11,11 @@ fn append_publishes_in_order_and_refuses_overflow() {
     let f = MappedFile::create(&path, 0, 64).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 64);
     assert_eq!(f.read(0, 1), None);
-    assert_eq!(f.append(b"abcdefgh"), Some(0));
-    assert_eq!(f.append(b"xyz"), Some(8));
+    assert_eq!(f.append(b"abcdefgh").unwrap(), Some(0));
+    assert_eq!(f.append(b"xyz").unwrap(), Some(8));
     assert_eq!(f.read(0, 11), Some(&b"abcdefghxyz"[..]));
     assert_eq!(f.read(5, 7), None, "past the published end");
-    assert_eq!(f.append(&[1u8; 54]), None, "does not fit");
+    assert_eq!(f.append(&[1u8; 54]).unwrap(), None, "does not fit");
     assert_eq!(f.wrote(), 11);
     let shared = Arc::new(f);
     let b = shared.read_shared(8, 3).unwrap();
@@ -54,4 +54,22 @@ fn region_reads_and_writes_anywhere() {
     let r = MappedRegion::open(&path, 100).unwrap();
     assert_eq!(&r[10..14], &[1, 2, 3, 4]);
     assert!(MappedRegion::create(&path, 100).is_err(), "exists");
+}
+
+#[test]
+fn prefilled_files_append_through_the_file_and_read_through_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("00000000000000004096");
+    let f = Arc::new(MappedFile::create_prefilled(&path, 4096, 8192).unwrap());
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
+    assert_eq!(f.append(b"hello world").unwrap(), Some(0));
+    assert_eq!(f.append(b"!").unwrap(), Some(11));
+    assert_eq!(f.read(0, 12), Some(&b"hello world!"[..]));
+    assert_eq!(&f.read_shared(6, 5).unwrap()[..], b"world");
+    assert!(f.append_at(100, b"at").unwrap());
+    assert!(!f.append_at(50, b"behind").unwrap(), "behind the write position");
+    assert_eq!(f.read(100, 2), Some(&b"at"[..]));
+    f.flush().unwrap();
+    assert_eq!(f.flushed(), 102);
+    assert_eq!(&std::fs::read(&path).unwrap()[..12], b"hello world!");
 }
