@@ -86,6 +86,17 @@ impl Run {
     }
 }
 
+/// Group commit figures of a run: appends per sync and time per sync.
+fn print_flush_stats(store: &MessageStore, run: &Run) {
+    let rounds = store.commit_log_flush_rounds().max(1);
+    println!(
+        "{:<34} {:>10.1} appends per flush, {:.0} us per flush",
+        "",
+        run.messages as f64 / rounds as f64,
+        store.commit_log_flush_time().as_micros() as f64 / rounds as f64
+    );
+}
+
 fn store_config(root: &Path, flush: FlushDiskType) -> StoreConfig {
     let mut c = StoreConfig::new(root);
     c.flush_disk_type = flush;
@@ -253,13 +264,7 @@ fn main() {
         let mut run = append(&store, &format!("SYNC_FLUSH append, {appenders} appenders"), appenders, per);
         sync_rates.push(run.messages as f64 / run.elapsed.as_secs_f64());
         run.print();
-        let rounds = store.commit_log_flush_rounds().max(1);
-        println!(
-            "{:<34} {:>10.1} appends per flush, {:.0} us per flush",
-            "",
-            run.messages as f64 / rounds as f64,
-            store.commit_log_flush_time().as_micros() as f64 / rounds as f64
-        );
+        print_flush_stats(&store, &run);
         drop(store);
         let _ = std::fs::remove_dir_all(base.path().join(format!("sync{appenders}")));
     }
@@ -273,13 +278,7 @@ fn main() {
         let mut run = append_in_flight(&store, &format!("SYNC_FLUSH append, {in_flight} in flight"), in_flight, total);
         rates.push(run.messages as f64 / run.elapsed.as_secs_f64());
         run.print();
-        let rounds = store.commit_log_flush_rounds().max(1);
-        println!(
-            "{:<34} {:>10.1} appends per flush, {:.0} us per flush",
-            "",
-            run.messages as f64 / rounds as f64,
-            store.commit_log_flush_time().as_micros() as f64 / rounds as f64
-        );
+        print_flush_stats(&store, &run);
         drop(store);
         let _ = std::fs::remove_dir_all(base.path().join(&name));
     }

@@ -78,12 +78,7 @@ impl MappedFile {
     /// # Errors
     /// The file exists already, or the disk has no room (`ENOSPC`), or mapping failed.
     pub fn create(path: &Path, start_offset: u64, size_bytes: usize) -> io::Result<MappedFile> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
-        if let Err(e) = reserve(&file, size_bytes) {
-            drop(file);
-            let _ = std::fs::remove_file(path);
-            return Err(e);
-        }
+        let file = create_reserved(path, size_bytes)?;
         Self::map(path, file, start_offset, size_bytes)
     }
 
@@ -356,12 +351,7 @@ impl MappedRegion {
     /// # Errors
     /// The file exists, the disk is full, or mapping failed.
     pub fn create(path: &Path, size_bytes: usize) -> io::Result<MappedRegion> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
-        if let Err(e) = reserve(&file, size_bytes) {
-            drop(file);
-            let _ = std::fs::remove_file(path);
-            return Err(e);
-        }
+        let file = create_reserved(path, size_bytes)?;
         Self::map(path, file, size_bytes)
     }
 
@@ -417,6 +407,17 @@ impl DerefMut for MappedRegion {
     fn deref_mut(&mut self) -> &mut [u8] {
         &mut self.map
     }
+}
+
+/// Creates a new file with `[0..size_bytes)` reserved; nothing is left behind on failure.
+fn create_reserved(path: &Path, size_bytes: usize) -> io::Result<File> {
+    let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+    if let Err(e) = reserve(&file, size_bytes) {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(file)
 }
 
 /// Reserves the blocks of `[0..size_bytes)`; the file reads back as zeros.

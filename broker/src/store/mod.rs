@@ -682,21 +682,19 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     d.sync_all().map_err(Error::io(dir))
 }
 
-/// Start offsets of the 20-digit files in `dir` (other names are ignored), unsorted.
-fn list_offset_files(dir: &Path) -> Result<Vec<u64>> {
+/// The entries of `dir`; a missing directory has none.
+fn dir_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(dir)(e)),
     };
-    let mut out = Vec::new();
-    for e in rd {
-        let e = e.map_err(Error::io(dir))?;
-        if let Some(off) = e.file_name().to_str().and_then(format::parse_offset_file_name) {
-            out.push(off);
-        }
-    }
-    Ok(out)
+    rd.map(|e| e.map_err(Error::io(dir))).collect()
+}
+
+/// Start offsets of the 20-digit files in `dir` (other names are ignored), unsorted.
+fn list_offset_files(dir: &Path) -> Result<Vec<u64>> {
+    Ok(dir_entries(dir)?.iter().filter_map(|e| e.file_name().to_str().and_then(format::parse_offset_file_name)).collect())
 }
 
 #[cfg(test)]

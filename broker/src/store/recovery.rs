@@ -263,14 +263,8 @@ fn open_queues(config: &StoreConfig) -> Result<(Queues, HashSet<(String, u32)>)>
 }
 
 fn read_dirs(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir)(e)),
-    };
     let mut out = Vec::new();
-    for e in rd {
-        let e = e.map_err(Error::io(dir))?;
+    for e in super::dir_entries(dir)? {
         if e.file_type().map_err(Error::io(e.path()))?.is_dir() {
             out.push(e.path());
         }
