@@ -32,7 +32,7 @@ pub(super) fn open(config: StoreConfig, faults: Arc<Faults>) -> Result<Inner> {
     for dir in [&config.root_dir, &config.commit_log_dir, &config.consume_queue_dir(), &config.metadata_dir()] {
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     }
-    let lock = StoreLock::acquire(config.lock_path())?;
+    let lock = acquire_lock(&config)?;
     let abort = config.abort_path();
     let crashed = abort.exists();
     std::fs::write(&abort, b"").map_err(Error::io(&abort))?;
@@ -110,6 +110,22 @@ pub(super) fn open(config: StoreConfig, faults: Arc<Faults>) -> Result<Inner> {
         "Store recovered."
     );
     Ok(inner)
+}
+
+/// How long an open waits for a store lock held by a process that is still exiting (or by a
+/// child that inherited the descriptor for the moment between fork and exec).
+const LOCK_WAIT_MS: u64 = 2_000;
+
+fn acquire_lock(config: &StoreConfig) -> Result<StoreLock> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCK_WAIT_MS);
+    loop {
+        match StoreLock::acquire(config.lock_path()) {
+            Err(Error::Locked(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn open_commit_log_files(config: &StoreConfig) -> Result<Vec<MappedFile>> {

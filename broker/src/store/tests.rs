@@ -431,33 +431,92 @@ fn a_second_open_of_the_same_root_is_refused() {
     assert!(matches!(e, Error::Locked(_)), "{e}");
 }
 
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Mounts a tmpfs of `size` (needs root; CI runs as root) on a fresh directory.
+fn small_tmpfs(size: &str) -> (tempfile::TempDir, std::path::PathBuf, Unmount) {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .expect("run mount");
+    assert!(status.success(), "this test mounts a {size} tmpfs and needs root");
+    let guard = Unmount(mnt.clone());
+    (dir, mnt, guard)
+}
+
+/// Above diskMaxUsedSpaceRatio expired files go at any hour; above the clean-forcibly ratio
+/// unexpired ones go too, oldest first, until usage is back under it; the newest file stays.
+#[test]
+fn disk_ratios_trigger_early_and_forced_deletion() {
+    use chrono::Timelike;
+    let (_dir, mnt, _guard) = small_tmpfs("8m");
+    std::fs::write(mnt.join("ballast"), vec![1u8; 3 * 1024 * 1024]).unwrap();
+    let mut c = config(&mnt.join("store"));
+    c.commit_log_file_bytes = 256 * 1024;
+    c.message_index_enable = false;
+    c.file_reserved_time_hours = 1;
+    c.delete_when_hours = vec![(chrono::Local::now().hour() + 12) % 24];
+    c.disk_max_used_space_ratio_percent = 30;
+    c.disk_space_clean_forcibly_ratio = 0.99;
+    c.disk_space_warning_level_ratio = 0.999;
+    let store = MessageStore::open(c.clone()).unwrap();
+    for i in 0..2500 {
+        store.put_message(msg("Disk", 0, &body(i), "", "")).unwrap();
+    }
+    assert!(store.wait_dispatched(Duration::from_secs(5)));
+    let files = store.commit_log_files();
+    assert!(files.len() >= 4, "{} files", files.len());
+    let used = disk::used_ratio(&mnt).unwrap();
+    assert!(used > 0.30 && used < 0.99, "usage {used}");
+
+    // Not the deletion hour, nothing expired: nothing goes even above the ratio.
+    assert_eq!(store.run_retention(SystemTime::now()).unwrap().commit_log_files_deleted, 0);
+    // One expired file: above diskMaxUsedSpaceRatio it goes now, outside deleteWhen.
+    let old = SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options().write(true).open(&files[0]).unwrap().set_modified(old).unwrap();
+    assert_eq!(store.run_retention(SystemTime::now()).unwrap().commit_log_files_deleted, 1);
+    drop(store);
+
+    // Forced: above the clean-forcibly ratio unexpired files go, oldest first, while usage stays
+    // above it; the newest file is never deleted.
+    let before = disk::used_ratio(&mnt).unwrap();
+    c.disk_space_clean_forcibly_ratio = before - 0.05;
+    let store = MessageStore::open(c).unwrap();
+    let report = store.run_retention(SystemTime::now()).unwrap();
+    assert!(report.commit_log_files_deleted >= 1, "{report:?}");
+    let after = disk::used_ratio(&mnt).unwrap();
+    assert!(after <= before - 0.05 || store.commit_log_files().len() == 1, "usage {before} -> {after}");
+    let min = store.min_offset("Disk", 0);
+    assert!(min > 0);
+    assert_eq!(read_all(&store, "Disk", 0).len(), 2500 - min as usize, "what is left reads back");
+}
+
 /// Fills a small tmpfs: writes are refused with DiskFull, what was acknowledged stays readable,
 /// and writes resume by themselves once space is freed. Needs root for the mount (CI runs as
 /// root).
 #[test]
 fn full_disk_refuses_writes_then_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .expect("run mount");
-    assert!(status.success(), "this test mounts a 4 MiB tmpfs and needs root");
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let (_dir, mnt, _guard) = small_tmpfs("4m");
     let ballast = mnt.join("ballast");
     std::fs::write(&ballast, vec![1u8; 1536 * 1024]).unwrap();
 
     let root = mnt.join("store");
     let mut c = config(&root);
     c.commit_log_file_bytes = 256 * 1024;
+    // Units for ~2,000 messages in one or two files: the reserve kept for derived files (5 % of
+    // this 4 MiB file system) is sized for files of realistic proportions, not for dozens of
+    // 1000-byte files that each take a 4 KiB page.
+    c.consume_queue_file_bytes = 20 * 2000;
     c.clean_resource_interval_ms = 20;
     c.clean_file_forcibly_enable = false;
     c.message_index_enable = false;
@@ -472,7 +531,14 @@ fn full_disk_refuses_writes_then_resumes() {
     };
     assert!(matches!(err, Error::DiskFull(_)), "{err}");
     assert!(acked > 100);
-    assert!(store.wait_dispatched(Duration::from_secs(5)));
+    assert!(
+        store.wait_dispatched(Duration::from_secs(5)),
+        "dispatched {} of {}; files {:?}; df {:?}",
+        store.dispatched_offset(),
+        store.commit_log_max_offset(),
+        store.commit_log_files(),
+        disk::free_and_reserve_bytes(&mnt)
+    );
     assert_bodies(&read_all(&store, "D", 0), &(0..acked).map(body).collect::<Vec<_>>(), "disk full");
 
     std::fs::remove_file(&ballast).unwrap();
