@@ -134,7 +134,13 @@ fn append(store: &Arc<MessageStore>, label: &str, appenders: usize, per_appender
             })
         })
         .collect();
-    let mut run = Run { label: label.into(), messages: appenders * per_appender, bytes: 0, elapsed: Duration::ZERO, latencies_ns: vec![] };
+    let mut run = Run {
+        label: label.into(),
+        messages: appenders * per_appender,
+        bytes: 0,
+        elapsed: Duration::ZERO,
+        latencies_ns: vec![],
+    };
     for t in threads {
         let (lat, bytes) = t.join().unwrap();
         run.latencies_ns.extend(lat);
@@ -164,7 +170,13 @@ fn append_in_flight(store: &Arc<MessageStore>, label: &str, in_flight: usize, to
         issue(issued);
         issued += 1;
     }
-    let mut run = Run { label: label.into(), messages: total, bytes: 0, elapsed: Duration::ZERO, latencies_ns: Vec::with_capacity(total) };
+    let mut run = Run {
+        label: label.into(),
+        messages: total,
+        bytes: 0,
+        elapsed: Duration::ZERO,
+        latencies_ns: Vec::with_capacity(total),
+    };
     for _ in 0..total {
         let (lat, bytes) = rx.recv().expect("completion");
         run.latencies_ns.push(lat);
@@ -200,7 +212,13 @@ fn read_back(store: &MessageStore, queues: u32) -> Run {
             offset = r.next_begin_offset;
         }
     }
-    Run { label: "read back via ConsumeQueue (32/call)".into(), messages: n, bytes, elapsed: start.elapsed(), latencies_ns: lat }
+    Run {
+        label: "read back via ConsumeQueue (32/call)".into(),
+        messages: n,
+        bytes,
+        elapsed: start.elapsed(),
+        latencies_ns: lat,
+    }
 }
 
 /// This disk's own figures, measured like `dd bs=1M oflag=direct`-free buffered writes plus a
@@ -216,7 +234,12 @@ fn disk_baseline(dir: &Path) {
     }
     f.sync_data().unwrap();
     let secs = start.elapsed().as_secs_f64();
-    println!("{:<34} {:>10} MiB {:>12.1} MB/s (buffered writes + fdatasync)", "disk sequential write", total, (total * chunk.len()) as f64 / secs / 1e6);
+    println!(
+        "{:<34} {:>10} MiB {:>12.1} MB/s (buffered writes + fdatasync)",
+        "disk sequential write",
+        total,
+        (total * chunk.len()) as f64 / secs / 1e6
+    );
     let mut lat = vec![];
     let page = vec![1u8; 4096];
     for i in 0..500 {
@@ -247,20 +270,26 @@ fn main() {
     disk_baseline(base.path());
 
     if !a.sync_only {
-        let store = Arc::new(MessageStore::open(store_config(&base.path().join("async1"), FlushDiskType::Async)).unwrap());
+        let store =
+            Arc::new(MessageStore::open(store_config(&base.path().join("async1"), FlushDiskType::Async)).unwrap());
         append(&store, "ASYNC_FLUSH append, 1 appender", 1, a.messages).print();
         read_back(&store, 1).print();
         drop(store);
         let _ = std::fs::remove_dir_all(base.path().join("async1"));
-        let store = Arc::new(MessageStore::open(store_config(&base.path().join("async4"), FlushDiskType::Async)).unwrap());
+        let store =
+            Arc::new(MessageStore::open(store_config(&base.path().join("async4"), FlushDiskType::Async)).unwrap());
         append(&store, "ASYNC_FLUSH append, 4 appenders", 4, a.messages / 4).print();
         drop(store);
         let _ = std::fs::remove_dir_all(base.path().join("async4"));
     }
     let mut sync_rates = vec![];
-    let thread_cases: &[(usize, usize)] = if std::env::var("BENCH_IN_FLIGHT_ONLY").is_ok() { &[] } else { &[(1, 2_000), (8, 2_000), (64, 1_000)] };
+    let thread_cases: &[(usize, usize)] =
+        if std::env::var("BENCH_IN_FLIGHT_ONLY").is_ok() { &[] } else { &[(1, 2_000), (8, 2_000), (64, 1_000)] };
     for &(appenders, per) in thread_cases {
-        let store = Arc::new(MessageStore::open(store_config(&base.path().join(format!("sync{appenders}")), FlushDiskType::Sync)).unwrap());
+        let store = Arc::new(
+            MessageStore::open(store_config(&base.path().join(format!("sync{appenders}")), FlushDiskType::Sync))
+                .unwrap(),
+        );
         let mut run = append(&store, &format!("SYNC_FLUSH append, {appenders} appenders"), appenders, per);
         sync_rates.push(run.messages as f64 / run.elapsed.as_secs_f64());
         run.print();

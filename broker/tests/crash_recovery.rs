@@ -160,8 +160,15 @@ fn verify(store: &MessageStore, acks: &[Ack], all_acked: &HashMap<(u32, u64), u6
             }
             for (m, &q) in r.messages.iter().zip(&r.queue_offsets) {
                 match format::scan_record(m, true) {
-                    Scanned::Record(rec) if rec.body == expected_body(t, q).as_slice() && rec.queue_offset == q && rec.queue_id == t => {}
-                    other => return Err(format!("queue {t} offset {q} serves a bad record: {:?}", std::mem::discriminant(&other))),
+                    Scanned::Record(rec)
+                        if rec.body == expected_body(t, q).as_slice() && rec.queue_offset == q && rec.queue_id == t => {
+                    }
+                    other => {
+                        return Err(format!(
+                            "queue {t} offset {q} serves a bad record: {:?}",
+                            std::mem::discriminant(&other)
+                        ));
+                    }
                 }
                 stored += 1;
             }
@@ -193,9 +200,11 @@ fn main() {
     let exe = std::env::current_exe().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(std::env::var("CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    }));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(
+        std::env::var("CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        }),
+    );
     let mut all_acked: HashMap<(u32, u64), u64> = HashMap::new();
     let (mut passed, mut failed) = (0, 0);
     let started = Instant::now();

@@ -11,7 +11,8 @@ use anyhow::Context;
 use broker::config::BrokerConfig;
 use broker::store::MessageStore;
 
-const USAGE: &str = "usage: mqbroker -c <broker.properties>\n\nStarts a broker with the settings in the file (RocketMQ 4.9 keys).";
+const USAGE: &str =
+    "usage: mqbroker -c <broker.properties>\n\nStarts a broker with the settings in the file (RocketMQ 4.9 keys).";
 
 fn parse_args() -> anyhow::Result<Option<PathBuf>> {
     let mut args = std::env::args().skip(1);
@@ -51,7 +52,8 @@ fn run() -> anyhow::Result<()> {
     let config = loaded.config;
     let store_config = config.store_config();
     let root = store_config.root_dir.clone();
-    let store = MessageStore::open(store_config).with_context(|| format!("opening the store under {}", root.display()))?;
+    let store =
+        MessageStore::open(store_config).with_context(|| format!("opening the store under {}", root.display()))?;
     tracing::info!(
         cluster = %config.broker_cluster_name,
         broker = %config.broker_name,

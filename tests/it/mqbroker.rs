@@ -14,7 +14,10 @@ fn starts_locks_the_store_and_shuts_down_cleanly() {
     let mut broker = BrokerProcess::start(&config);
     broker.wait_for("Broker store is open", START);
     let warning = broker.wait_for("does not know", START);
-    assert!(warning.contains("anotherOne") && warning.contains("someUnknownKey"), "one warning lists them all: {warning}");
+    assert!(
+        warning.contains("anotherOne") && warning.contains("someUnknownKey"),
+        "one warning lists them all: {warning}"
+    );
     let store = dir.path().join("store");
     assert!(store.join("abort").exists(), "a running store has its abort file");
     assert!(store.join("commitlog").is_dir() && store.join("config").is_dir());
@@ -66,7 +69,11 @@ fn bad_settings_are_refused_with_the_key_and_the_allowed_values() {
         assert!(!status.success(), "{extra}: must fail");
         assert!(log.contains(needle) && log.contains("invalid value"), "{extra}: {log}");
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqbroker")).arg("-c").arg("/nonexistent/broker.properties").output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqbroker"))
+        .arg("-c")
+        .arg("/nonexistent/broker.properties")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/broker.properties"));
 }

@@ -27,7 +27,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// `needle` occurs in `code` not preceded by an identifier character.
 fn has_word(code: &str, needle: &str) -> bool {
-    code.match_indices(needle).any(|(i, _)| !code[..i].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_'))
+    code.match_indices(needle)
+        .any(|(i, _)| !code[..i].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_'))
 }
 
 #[test]
@@ -41,7 +42,8 @@ fn every_file_starts_with_a_module_doc() {
 
 #[test]
 fn no_placeholders_or_debugging_left() {
-    let banned = [concat!("todo", "!("), concat!("unimplemented", "!("), concat!("dbg", "!("), concat!("#[should", "_panic")];
+    let banned =
+        [concat!("todo", "!("), concat!("unimplemented", "!("), concat!("dbg", "!("), concat!("#[should", "_panic")];
     let mut found = Vec::new();
     for p in sources() {
         let text = std::fs::read_to_string(&p).unwrap();
@@ -65,7 +67,9 @@ fn unsafe_lives_only_in_the_mapped_file_module_with_safety_comments() {
         let allowed = p.ends_with("broker/src/store/mapped_file.rs");
         for (n, line) in lines.iter().enumerate() {
             let code = line.split("//").next().unwrap_or("");
-            let is_unsafe = [concat!("unsafe", " {"), concat!("unsafe", " fn"), concat!("unsafe", " impl")].iter().any(|k| has_word(code, k));
+            let is_unsafe = [concat!("unsafe", " {"), concat!("unsafe", " fn"), concat!("unsafe", " impl")]
+                .iter()
+                .any(|k| has_word(code, k));
             if code.contains(concat!("allow(unsafe", "_code")) && !allowed {
                 found.push(format!("{}:{}: allows unsafe code", p.display(), n + 1));
             }

@@ -27,7 +27,13 @@ pub(crate) struct Checkpoint {
 impl Checkpoint {
     /// Opens or creates the file; a new or short file reads as all zeros.
     pub(crate) fn open(path: &Path) -> Result<(Checkpoint, Times)> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(Error::io(path))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(Error::io(path))?;
         let len = file.metadata().map_err(Error::io(path))?.len();
         if len < CHECKPOINT_FILE_BYTES {
             file.set_len(CHECKPOINT_FILE_BYTES).map_err(Error::io(path))?;

@@ -9,7 +9,9 @@ use bytes::Bytes;
 
 use super::error::{Error, Result};
 use super::faults::Faults;
-use super::format::{self, MessageInput, Placement, END_FILE_MIN_BLANK_BYTES, TRANSACTION_PREPARED_TYPE, TRANSACTION_ROLLBACK_TYPE};
+use super::format::{
+    self, END_FILE_MIN_BLANK_BYTES, MessageInput, Placement, TRANSACTION_PREPARED_TYPE, TRANSACTION_ROLLBACK_TYPE,
+};
 use super::mapped_file::{MappedFile, WriteMode};
 
 /// Suffix of a segment being prepared in the background; recovery deletes leftovers.
@@ -30,7 +32,9 @@ impl Spare {
 
     fn finish(self) -> (u64, std::io::Result<MappedFile>) {
         match self {
-            Spare::Filling(at, h) => (at, h.join().unwrap_or_else(|_| Err(std::io::Error::other("allocation thread panicked")))),
+            Spare::Filling(at, h) => {
+                (at, h.join().unwrap_or_else(|_| Err(std::io::Error::other("allocation thread panicked"))))
+            }
             Spare::Ready(at, f) => (at, Ok(f)),
         }
     }
@@ -81,7 +85,13 @@ impl CommitLog {
     ///
     /// With [`WriteMode::Syscall`] (SYNC_FLUSH) new segments are zero-filled before use, the next
     /// one always in the background, so that each group commit syncs data only.
-    pub(crate) fn new(dir: &Path, file_bytes: usize, mut files: Vec<MappedFile>, last_store_timestamp: i64, write_mode: WriteMode) -> CommitLog {
+    pub(crate) fn new(
+        dir: &Path,
+        file_bytes: usize,
+        mut files: Vec<MappedFile>,
+        last_store_timestamp: i64,
+        write_mode: WriteMode,
+    ) -> CommitLog {
         for f in &mut files {
             f.set_write_mode(write_mode);
         }
@@ -216,7 +226,11 @@ impl CommitLog {
                 let before = buf.len();
                 format::encode_record(msg, placement, buf);
                 let len = (buf.len() - before) as u32;
-                appended.push(Appended { physical_offset: phys, queue_offset: placement.queue_offset, record_bytes: len });
+                appended.push(Appended {
+                    physical_offset: phys,
+                    queue_offset: placement.queue_offset,
+                    record_bytes: len,
+                });
                 phys += u64::from(len);
                 if counts {
                     queue_offset += 1;
@@ -274,7 +288,8 @@ impl CommitLog {
         // Keep headroom so that the units, index entries, checkpoint and offsets of what is
         // already acknowledged can still be written when data writes stop.
         if let Some((free, reserve)) = super::disk::free_and_reserve_bytes(&self.dir) {
-            let spare_ready = self.spare.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|s| s.start() == start);
+            let spare_ready =
+                self.spare.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|s| s.start() == start);
             let needed = if spare_ready { 0 } else { self.file_bytes as u64 };
             if free < needed + reserve {
                 return Err(Error::DiskFull(format!(

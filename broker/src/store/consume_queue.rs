@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use super::error::{Error, Result};
 use super::faults::Faults;
-use super::format::{self, CqUnit, CQ_UNIT_BYTES};
+use super::format::{self, CQ_UNIT_BYTES, CqUnit};
 use super::mapped_file::MappedFile;
 
 /// What `put` found at the queue offset of a unit.

@@ -4,10 +4,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::Inner;
 use super::consume_queue::PutOutcome;
 use super::error::{Error, Result};
 use super::format::{self, CqUnit, Scanned, StoredRecord};
-use super::Inner;
 
 /// Records dispatched between two checks of the shutdown flag and two arrival notifications.
 const DISPATCH_BATCH_RECORDS_MAX: usize = 4096;
@@ -57,7 +57,11 @@ pub(super) fn run(inner: &Inner) {
             }
         }
         for (topic, queue_id) in inconsistent {
-            tracing::error!(topic, queue_id, "ConsumeQueue disagrees with the CommitLog; it is rebuilt on the next start.");
+            tracing::error!(
+                topic,
+                queue_id,
+                "ConsumeQueue disagrees with the CommitLog; it is rebuilt on the next start."
+            );
         }
     }
 }
@@ -92,9 +96,10 @@ impl Inner {
                 Scanned::Record(r) => {
                     let key = (r.topic.to_string(), r.queue_id);
                     if only.is_none_or(|set| set.contains(&key))
-                        && let Some(max) = self.dispatch_record(&r, only.is_some(), inconsistent)? {
-                            arrived.insert(key, max);
-                        }
+                        && let Some(max) = self.dispatch_record(&r, only.is_some(), inconsistent)?
+                    {
+                        arrived.insert(key, max);
+                    }
                     pos += u64::from(r.total_size);
                     records += 1;
                     if only.is_none() {
@@ -118,12 +123,14 @@ impl Inner {
                 self.dispatched.store(pos, Ordering::Release);
             }
         }
-        if !arrived.is_empty() && only.is_none()
-            && let Some(listener) = self.arrival.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                for ((topic, queue_id), max) in &arrived {
-                    listener(topic, *queue_id, *max);
-                }
+        if !arrived.is_empty()
+            && only.is_none()
+            && let Some(listener) = self.arrival.read().unwrap_or_else(|p| p.into_inner()).as_ref()
+        {
+            for ((topic, queue_id), max) in &arrived {
+                listener(topic, *queue_id, *max);
             }
+        }
         Ok(pos)
     }
 
@@ -140,7 +147,11 @@ impl Inner {
         if tx == format::TRANSACTION_NOT_TYPE || tx == format::TRANSACTION_COMMIT_TYPE {
             let key = (r.topic.to_string(), r.queue_id);
             if !inconsistent.contains(&key) {
-                let unit = CqUnit { physical_offset: r.physical_offset, size: r.total_size as i32, tags_code: self.tags_code(r) };
+                let unit = CqUnit {
+                    physical_offset: r.physical_offset,
+                    size: r.total_size as i32,
+                    tags_code: self.tags_code(r),
+                };
                 let cq = self.queue_or_create(r.topic, r.queue_id);
                 match cq.put(r.queue_offset, unit)? {
                     PutOutcome::Appended => appended = Some(cq.max_offset()),

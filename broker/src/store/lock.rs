@@ -51,10 +51,7 @@ impl StoreLock {
             .open(path)
             .map_err(Error::io(path))?;
         match file.try_lock() {
-            Ok(()) => Ok(StoreLock {
-                path: path.to_owned(),
-                _file: file,
-            }),
+            Ok(()) => Ok(StoreLock { path: path.to_owned(), _file: file }),
             Err(TryLockError::WouldBlock) => Err(Error::Locked(root.to_owned())),
             Err(TryLockError::Error(e)) => Err(Error::io(path)(e)),
         }

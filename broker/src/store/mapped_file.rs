@@ -90,7 +90,10 @@ impl MappedFile {
     /// The file exists already, the disk has no room, or a write or the sync failed.
     pub fn create_prefilled(path: &Path, start_offset: u64, size_bytes: usize) -> io::Result<MappedFile> {
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
-        let filled = file.set_len(size_bytes as u64).and_then(|()| zero_by_writing(&file, 0, size_bytes as u64)).and_then(|()| file.sync_all());
+        let filled = file
+            .set_len(size_bytes as u64)
+            .and_then(|()| zero_by_writing(&file, 0, size_bytes as u64))
+            .and_then(|()| file.sync_all());
         if let Err(e) = filled {
             drop(file);
             let _ = std::fs::remove_file(path);

@@ -98,10 +98,7 @@ pub struct DataVersion {
 impl Default for DataVersion {
     /// Counter 0 stamped now, as Java's `new DataVersion()`.
     fn default() -> DataVersion {
-        DataVersion {
-            timestamp: now_ms(),
-            counter: 0,
-        }
+        DataVersion { timestamp: now_ms(), counter: 0 }
     }
 }
 
@@ -148,9 +145,7 @@ impl<'de> Deserialize<'de> for TopicFilterType {
             serde_json::Value::String(s) if s == "MULTI_TAG" => Ok(TopicFilterType::MultiTag),
             serde_json::Value::Number(n) if n.as_u64() == Some(0) => Ok(TopicFilterType::SingleTag),
             serde_json::Value::Number(n) if n.as_u64() == Some(1) => Ok(TopicFilterType::MultiTag),
-            _ => Err(serde::de::Error::custom(format!(
-                "unknown topicFilterType {value}"
-            ))),
+            _ => Err(serde::de::Error::custom(format!("unknown topicFilterType {value}"))),
         }
     }
 }
@@ -200,10 +195,7 @@ impl TopicConfig {
             ("order", Node::Bool(self.order)),
             ("perm", Node::Int(self.perm.into())),
             ("readQueueNums", Node::Int(self.read_queue_nums.into())),
-            (
-                "topicFilterType",
-                Node::Str(self.topic_filter_type.as_str()),
-            ),
+            ("topicFilterType", Node::Str(self.topic_filter_type.as_str())),
             ("topicName", Node::Str(&self.topic_name)),
             ("topicSysFlag", Node::Int(self.topic_sys_flag.into())),
             ("writeQueueNums", Node::Int(self.write_queue_nums.into())),
@@ -240,10 +232,7 @@ impl ConsumerOffsets {
 
     /// The committed offset of one queue (`queryOffset`), `None` if never committed.
     pub fn offset(&self, topic: &str, group: &str, queue_id: u32) -> Option<i64> {
-        self.offset_table
-            .get(&Self::key(topic, group))?
-            .get(&queue_id)
-            .copied()
+        self.offset_table.get(&Self::key(topic, group))?.get(&queue_id).copied()
     }
 
     /// Every committed queue offset of a group on a topic.
@@ -254,32 +243,22 @@ impl ConsumerOffsets {
     /// Records a committed offset (`commitOffset`). A smaller offset than before is accepted, as
     /// in Java (a consumer may rewind).
     pub fn commit(&mut self, topic: &str, group: &str, queue_id: u32, offset: i64) {
-        self.offset_table
-            .entry(Self::key(topic, group))
-            .or_default()
-            .insert(queue_id, offset);
+        self.offset_table.entry(Self::key(topic, group)).or_default().insert(queue_id, offset);
     }
 
     /// Groups with offsets on `topic` (`whichGroupByTopic`).
     pub fn groups_of_topic(&self, topic: &str) -> BTreeSet<&str> {
-        self.pairs()
-            .filter(|(t, _)| *t == topic)
-            .map(|(_, g)| g)
-            .collect()
+        self.pairs().filter(|(t, _)| *t == topic).map(|(_, g)| g).collect()
     }
 
     /// Topics on which `group` has offsets (`whichTopicByConsumer`).
     pub fn topics_of_group(&self, group: &str) -> BTreeSet<&str> {
-        self.pairs()
-            .filter(|(_, g)| *g == group)
-            .map(|(t, _)| t)
-            .collect()
+        self.pairs().filter(|(_, g)| *g == group).map(|(t, _)| t).collect()
     }
 
     /// Forgets every offset of `group` (`removeOffset`).
     pub fn remove_group(&mut self, group: &str) {
-        self.offset_table
-            .retain(|key, _| split_key(key).is_none_or(|(_, g)| g != group));
+        self.offset_table.retain(|key, _| split_key(key).is_none_or(|(_, g)| g != group));
     }
 
     /// `(topic, group)` of every well-formed key.
@@ -343,26 +322,14 @@ impl SubscriptionGroupConfig {
     fn to_node(&self) -> Node<'_> {
         Node::Bean(vec![
             ("brokerId", Node::Int(clamp_u64(self.broker_id))),
-            (
-                "consumeBroadcastEnable",
-                Node::Bool(self.consume_broadcast_enable),
-            ),
+            ("consumeBroadcastEnable", Node::Bool(self.consume_broadcast_enable)),
             ("consumeEnable", Node::Bool(self.consume_enable)),
-            (
-                "consumeFromMinEnable",
-                Node::Bool(self.consume_from_min_enable),
-            ),
+            ("consumeFromMinEnable", Node::Bool(self.consume_from_min_enable)),
             ("groupName", Node::Str(&self.group_name)),
-            (
-                "notifyConsumerIdsChangedEnable",
-                Node::Bool(self.notify_consumer_ids_changed_enable),
-            ),
+            ("notifyConsumerIdsChangedEnable", Node::Bool(self.notify_consumer_ids_changed_enable)),
             ("retryMaxTimes", Node::Int(self.retry_max_times.into())),
             ("retryQueueNums", Node::Int(self.retry_queue_nums.into())),
-            (
-                "whichBrokerWhenConsumeSlowly",
-                Node::Int(clamp_u64(self.which_broker_when_consume_slowly)),
-            ),
+            ("whichBrokerWhenConsumeSlowly", Node::Int(clamp_u64(self.which_broker_when_consume_slowly))),
         ])
     }
 }
@@ -429,10 +396,7 @@ impl ConfigFile for TopicTable {
     const FILE_NAME: &'static str = "topics.json";
 
     fn to_fastjson(&self) -> String {
-        let topics = self
-            .topic_config_table
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.to_node()));
+        let topics = self.topic_config_table.iter().map(|(k, v)| (k.as_str(), v.to_node()));
         Node::Bean(vec![
             ("dataVersion", data_version_node(&self.data_version)),
             ("topicConfigTable", Node::StrMap(topics.collect())),
@@ -445,10 +409,7 @@ impl ConfigFile for ConsumerOffsets {
     const FILE_NAME: &'static str = "consumerOffset.json";
 
     fn to_fastjson(&self) -> String {
-        let table = self
-            .offset_table
-            .iter()
-            .map(|(k, queues)| (k.as_str(), int_map_node(queues)));
+        let table = self.offset_table.iter().map(|(k, queues)| (k.as_str(), int_map_node(queues)));
         Node::Bean(vec![("offsetTable", Node::StrMap(table.collect()))]).render()
     }
 }
@@ -457,10 +418,7 @@ impl ConfigFile for SubscriptionGroupTable {
     const FILE_NAME: &'static str = "subscriptionGroup.json";
 
     fn to_fastjson(&self) -> String {
-        let groups = self
-            .subscription_group_table
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.to_node()));
+        let groups = self.subscription_group_table.iter().map(|(k, v)| (k.as_str(), v.to_node()));
         Node::Bean(vec![
             ("dataVersion", data_version_node(&self.data_version)),
             ("subscriptionGroupTable", Node::StrMap(groups.collect())),
@@ -478,10 +436,7 @@ impl ConfigFile for DelayOffsets {
 }
 
 fn data_version_node(version: &DataVersion) -> Node<'static> {
-    Node::Bean(vec![
-        ("counter", Node::Int(version.counter)),
-        ("timestamp", Node::Int(version.timestamp)),
-    ])
+    Node::Bean(vec![("counter", Node::Int(version.counter)), ("timestamp", Node::Int(version.timestamp))])
 }
 
 fn int_map_node(map: &BTreeMap<u32, i64>) -> Node<'static> {
@@ -517,10 +472,7 @@ impl Node<'_> {
     fn write(&self, out: &mut String, indent: usize) {
         match self {
             Node::Bean(fields) => {
-                debug_assert!(
-                    fields.is_sorted_by_key(|(name, _)| *name),
-                    "bean properties out of order"
-                );
+                debug_assert!(fields.is_sorted_by_key(|(name, _)| *name), "bean properties out of order");
                 out.push('{');
                 for (i, (name, value)) in fields.iter().enumerate() {
                     if i > 0 {
@@ -619,10 +571,7 @@ fn parse_lenient<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, Pa
         {
             reason.truncate(cut);
         }
-        ParseError {
-            offset: original as u64,
-            reason,
-        }
+        ParseError { offset: original as u64, reason }
     })
 }
 
@@ -663,9 +612,7 @@ fn quote_integer_keys(input: &[u8]) -> (Vec<u8>, Vec<usize>) {
                 let end = i + 1 + rest.iter().take_while(|c| c.is_ascii_digit()).count();
                 let token = input.get(i..end).unwrap_or_default();
                 let after = input.get(end..).unwrap_or_default();
-                let next = after
-                    .iter()
-                    .find(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'));
+                let next = after.iter().find(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'));
                 if next == Some(&b':') {
                     inserted.push(out.len());
                     out.push(b'"');
@@ -694,15 +641,9 @@ fn offset_of(text: &[u8], line: usize, column: usize) -> usize {
     let line_start = if line <= 1 {
         0
     } else {
-        text.iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .nth(line - 2)
-            .map_or(text.len(), |(i, _)| i + 1)
+        text.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(line - 2).map_or(text.len(), |(i, _)| i + 1)
     };
-    line_start
-        .saturating_add(column.saturating_sub(1))
-        .min(text.len())
+    line_start.saturating_add(column.saturating_sub(1)).min(text.len())
 }
 
 /// `<path><suffix>`, e.g. `topics.json.bak`.
@@ -734,15 +675,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.exists() {
         let bak = sibling(path, ".bak");
         fs::copy(path, &bak).map_err(Error::io(&bak))?;
-        File::open(&bak)
-            .and_then(|f| f.sync_all())
-            .map_err(Error::io(&bak))?;
+        File::open(&bak).and_then(|f| f.sync_all()).map_err(Error::io(&bak))?;
     }
 
     fs::rename(&tmp, path).map_err(Error::io(path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))
 }
 
 /// Loads a metadata file: `Ok(None)` when neither it nor its `.bak` exists.
@@ -769,11 +706,7 @@ fn load_limited<T: ConfigFile>(path: &Path, bytes_max: u64) -> Result<Option<T>>
                 Ok(Some(value))
             }
             Loaded::Absent => Ok(None),
-            Loaded::Corrupt(e) => Err(Error::Corrupt {
-                file: bak,
-                offset: e.offset,
-                reason: e.reason,
-            }),
+            Loaded::Corrupt(e) => Err(Error::Corrupt { file: bak, offset: e.offset, reason: e.reason }),
         },
         Loaded::Corrupt(e) => {
             tracing::warn!(file = %path.display(), error = %e, "unparsable; trying its backup");
@@ -786,11 +719,7 @@ fn load_limited<T: ConfigFile>(path: &Path, bytes_max: u64) -> Result<Option<T>>
                 Ok(Loaded::Corrupt(b)) => format!("backup unparsable too: {b}"),
                 Err(b) => format!("backup unreadable: {b}"),
             };
-            Err(Error::Corrupt {
-                file: path.to_owned(),
-                offset: e.offset,
-                reason: format!("{}; {fallback}", e.reason),
-            })
+            Err(Error::Corrupt { file: path.to_owned(), offset: e.offset, reason: format!("{}; {fallback}", e.reason) })
         }
     }
 }
@@ -818,9 +747,7 @@ fn read_one<T: ConfigFile>(path: &Path, bytes_max: u64) -> Result<Loaded<T>> {
         return Ok(Loaded::Corrupt(too_large(len)));
     }
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(bytes_max.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(Error::io(path))?;
+    file.take(bytes_max.saturating_add(1)).read_to_end(&mut bytes).map_err(Error::io(path))?;
     let read = bytes.len() as u64;
     if read > bytes_max {
         return Ok(Loaded::Corrupt(too_large(read)));
@@ -951,10 +878,7 @@ impl<T: ConfigFile> Slot<T> {
     fn load(dir: &Path) -> Result<Slot<T>> {
         let path = dir.join(T::FILE_NAME);
         let data = load::<T>(&path)?.unwrap_or_default();
-        Ok(Slot {
-            data: Mutex::new(data),
-            persisting: Mutex::new(()),
-        })
+        Ok(Slot { data: Mutex::new(data), persisting: Mutex::new(()) })
     }
 
     /// Serializes under the table's lock, then writes outside it. `persisting` is held across
@@ -973,9 +897,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Wall-clock ms since the epoch (0 if the clock is before it).
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

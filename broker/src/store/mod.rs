@@ -694,7 +694,10 @@ fn dir_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
 
 /// Start offsets of the 20-digit files in `dir` (other names are ignored), unsorted.
 fn list_offset_files(dir: &Path) -> Result<Vec<u64>> {
-    Ok(dir_entries(dir)?.iter().filter_map(|e| e.file_name().to_str().and_then(format::parse_offset_file_name)).collect())
+    Ok(dir_entries(dir)?
+        .iter()
+        .filter_map(|e| e.file_name().to_str().and_then(format::parse_offset_file_name))
+        .collect())
 }
 
 #[cfg(test)]

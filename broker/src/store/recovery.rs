@@ -9,9 +9,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use std::sync::{Mutex, OnceLock, RwLock};
-use std::sync::Arc;
 
 use super::checkpoint::Checkpoint;
 use super::commit_log::CommitLog;
@@ -49,7 +49,13 @@ pub(super) fn open(config: StoreConfig, faults: Arc<Faults>) -> Result<Inner> {
         super::FlushDiskType::Sync => WriteMode::Syscall,
         super::FlushDiskType::Async => WriteMode::Map,
     };
-    let commit_log = CommitLog::new(&config.commit_log_dir, config.commit_log_file_bytes, files, scan.last_store_timestamp, write_mode);
+    let commit_log = CommitLog::new(
+        &config.commit_log_dir,
+        config.commit_log_file_bytes,
+        files,
+        scan.last_store_timestamp,
+        write_mode,
+    );
 
     let (queues, mut damaged) = open_queues(&config)?;
     for q in queues.values() {
@@ -147,7 +153,9 @@ fn open_commit_log_files(config: &StoreConfig) -> Result<Vec<MappedFile>> {
             return Err(Error::Corrupt {
                 file: path,
                 offset: 0,
-                reason: format!("CommitLog files are not contiguous for mappedFileSizeCommitLog={size}; a file is missing or the size setting changed"),
+                reason: format!(
+                    "CommitLog files are not contiguous for mappedFileSizeCommitLog={size}; a file is missing or the size setting changed"
+                ),
             });
         }
         files.push(MappedFile::open(&path, *start, size).map_err(|e| Error::Corrupt {
@@ -264,12 +272,17 @@ fn open_queues(config: &StoreConfig) -> Result<(Queues, HashSet<(String, u32)>)>
     for topic_dir in read_dirs(&root)? {
         let Some(topic) = topic_dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
         for queue_dir in read_dirs(&topic_dir)? {
-            let Some(queue_id) = queue_dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()) else {
+            let Some(queue_id) = queue_dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             let (cq, bad) = ConsumeQueue::open(&topic, queue_id, queue_dir, config.consume_queue_file_bytes)?;
             if bad {
-                tracing::warn!(topic, queue_id, "ConsumeQueue files are missing or damaged; rebuilding from the CommitLog.");
+                tracing::warn!(
+                    topic,
+                    queue_id,
+                    "ConsumeQueue files are missing or damaged; rebuilding from the CommitLog."
+                );
                 damaged.insert((topic.clone(), queue_id));
             }
             queues.insert((topic.clone(), queue_id), Arc::new(cq));
@@ -304,7 +317,12 @@ fn rebuild_queues(inner: &Inner, queues: &HashSet<(String, u32)>, valid_end: u64
         });
     }
     for (topic, queue_id) in queues {
-        tracing::info!(topic, queue_id, max_offset = inner.queue_or_create(topic, *queue_id).max_offset(), "ConsumeQueue rebuilt.");
+        tracing::info!(
+            topic,
+            queue_id,
+            max_offset = inner.queue_or_create(topic, *queue_id).max_offset(),
+            "ConsumeQueue rebuilt."
+        );
     }
     Ok(())
 }

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use chrono::Timelike;
 
+use super::Inner;
 use super::disk;
 use super::error::Result;
-use super::Inner;
 
 /// Most CommitLog files one retention pass deletes (RocketMQ's DELETE_FILES_BATCH_MAX).
 const DELETE_FILES_PER_PASS_MAX: usize = 10;
@@ -40,7 +40,8 @@ pub(super) fn run(inner: &Inner) {
 impl Inner {
     pub(super) fn clean(&self, now: SystemTime, manual: bool) -> Result<RetentionReport> {
         let cfg = &self.config;
-        let mut report = RetentionReport { disk_used_ratio: disk::used_ratio(&cfg.commit_log_dir), ..Default::default() };
+        let mut report =
+            RetentionReport { disk_used_ratio: disk::used_ratio(&cfg.commit_log_dir), ..Default::default() };
         let ratio = report.disk_used_ratio.unwrap_or(0.0);
         self.update_disk_full(ratio);
         let hour = chrono::DateTime::<chrono::Local>::from(now).hour();

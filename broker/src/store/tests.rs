@@ -546,7 +546,9 @@ fn full_disk_refuses_writes_then_resumes() {
     loop {
         match store.put_message(msg("D", 0, &body(acked), "", "")) {
             Ok(_) => break,
-            Err(Error::DiskFull(_)) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(Error::DiskFull(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Err(e) => panic!("writes did not resume: {e}"),
         }
     }

@@ -24,7 +24,8 @@ fn sample() -> MessageInput {
 #[test]
 fn stored_record_layout_field_by_field() {
     let msg = sample();
-    let placement = Placement { queue_offset: 42, physical_offset: 0x1_0000_0000, store_timestamp: 0x0000_0190_0000_0001 };
+    let placement =
+        Placement { queue_offset: 42, physical_offset: 0x1_0000_0000, store_timestamp: 0x0000_0190_0000_0001 };
     let mut got = Vec::new();
     encode_record(&msg, placement, &mut got);
 
@@ -98,10 +99,7 @@ fn end_of_file_filler_layout() {
 fn consume_queue_unit_layout() {
     // "TagA".hashCode() = ((84*31 + 97)*31 + 103)*31 + 65 = 2598919 = 0x0027A807.
     let unit = CqUnit { physical_offset: 0x1_0000_0000, size: 300, tags_code: tags_code(Some("TagA")) };
-    assert_eq!(
-        unit.encode(),
-        [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x01, 0x2C, 0, 0, 0, 0, 0x00, 0x27, 0xA8, 0x07]
-    );
+    assert_eq!(unit.encode(), [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x01, 0x2C, 0, 0, 0, 0, 0x00, 0x27, 0xA8, 0x07]);
     assert_eq!(CqUnit::decode(&unit.encode()), Some(unit));
     assert_eq!(CqUnit::PAD.encode(), [0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0]);
 }

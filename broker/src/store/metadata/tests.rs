@@ -7,24 +7,18 @@ use std::sync::Arc;
 
 use super::{
     ConfigFile, ConsumerOffsets, DataVersion, DelayOffsets, MetadataFiles, SubscriptionGroupConfig,
-    SubscriptionGroupTable, TopicConfig, TopicFilterType, TopicTable, load, load_limited,
-    quote_integer_keys, sibling, write_atomically,
+    SubscriptionGroupTable, TopicConfig, TopicFilterType, TopicTable, load, load_limited, quote_integer_keys, sibling,
+    write_atomically,
 };
 use crate::store::Error;
 
-const VERSION: DataVersion = DataVersion {
-    timestamp: 1_690_000_000_000,
-    counter: 7,
-};
+const VERSION: DataVersion = DataVersion { timestamp: 1_690_000_000_000, counter: 7 };
 
 fn topics_example() -> TopicTable {
     let mut t = TopicConfig::new("T");
     t.read_queue_nums = 4;
     t.write_queue_nums = 4;
-    TopicTable {
-        data_version: VERSION,
-        topic_config_table: BTreeMap::from([("T".to_owned(), t)]),
-    }
+    TopicTable { data_version: VERSION, topic_config_table: BTreeMap::from([("T".to_owned(), t)]) }
 }
 
 fn offsets_example() -> ConsumerOffsets {
@@ -37,17 +31,12 @@ fn offsets_example() -> ConsumerOffsets {
 fn groups_example() -> SubscriptionGroupTable {
     SubscriptionGroupTable {
         data_version: VERSION,
-        subscription_group_table: BTreeMap::from([(
-            "g1".to_owned(),
-            SubscriptionGroupConfig::new("g1"),
-        )]),
+        subscription_group_table: BTreeMap::from([("g1".to_owned(), SubscriptionGroupConfig::new("g1"))]),
     }
 }
 
 fn delay_example() -> DelayOffsets {
-    DelayOffsets {
-        offset_table: BTreeMap::from([(1, 0), (2, 5), (3, 17)]),
-    }
+    DelayOffsets { offset_table: BTreeMap::from([(1, 0), (2, 5), (3, 17)]) }
 }
 
 const TOPICS_TEXT: &str = concat!(
@@ -70,14 +59,8 @@ const TOPICS_TEXT: &str = concat!(
     "}",
 );
 
-const OFFSETS_TEXT: &str = concat!(
-    "{\n",
-    "\t\"offsetTable\":{\n",
-    "\t\t\"T@g1\":{0:12,1:9\n",
-    "\t\t}\n",
-    "\t}\n",
-    "}",
-);
+const OFFSETS_TEXT: &str =
+    concat!("{\n", "\t\"offsetTable\":{\n", "\t\t\"T@g1\":{0:12,1:9\n", "\t\t}\n", "\t}\n", "}",);
 
 const GROUPS_TEXT: &str = concat!(
     "{\n",
@@ -105,25 +88,14 @@ const DELAY_TEXT: &str = concat!("{\n", "\t\"offsetTable\":{1:0,2:5,3:17\n", "\t
 
 #[test]
 fn writes_fastjson_pretty_text() {
-    let empty_topics = TopicTable {
-        data_version: VERSION,
-        ..TopicTable::default()
-    };
+    let empty_topics = TopicTable { data_version: VERSION, ..TopicTable::default() };
     let cases: [(&str, String, &str); 7] = [
         ("topics", topics_example().to_fastjson(), TOPICS_TEXT),
         ("offsets", offsets_example().to_fastjson(), OFFSETS_TEXT),
         ("groups", groups_example().to_fastjson(), GROUPS_TEXT),
         ("delay", delay_example().to_fastjson(), DELAY_TEXT),
-        (
-            "empty offsets",
-            ConsumerOffsets::default().to_fastjson(),
-            "{\n\t\"offsetTable\":{}\n}",
-        ),
-        (
-            "empty delay",
-            DelayOffsets::default().to_fastjson(),
-            "{\n\t\"offsetTable\":{}\n}",
-        ),
+        ("empty offsets", ConsumerOffsets::default().to_fastjson(), "{\n\t\"offsetTable\":{}\n}"),
+        ("empty delay", DelayOffsets::default().to_fastjson(), "{\n\t\"offsetTable\":{}\n}"),
         (
             "empty topics",
             empty_topics.to_fastjson(),
@@ -162,10 +134,7 @@ fn parses_java_text_with_bare_keys_and_unknown_members() {
         "\t}\n}",
     );
     let parsed = ConsumerOffsets::parse(offsets.as_bytes()).expect("offsets");
-    assert_eq!(
-        parsed.offsets("T", "g1"),
-        Some(&BTreeMap::from([(0, 12), (1, 9), (2, 10)]))
-    );
+    assert_eq!(parsed.offsets("T", "g1"), Some(&BTreeMap::from([(0, 12), (1, 9), (2, 10)])));
     assert_eq!(parsed.offset("%RETRY%g1", "g1", 0), Some(0));
 
     let topics = concat!(
@@ -180,17 +149,8 @@ fn parses_java_text_with_bare_keys_and_unknown_members() {
     t.read_queue_nums = 8;
     t.topic_filter_type = TopicFilterType::MultiTag;
     t.order = true;
-    assert_eq!(
-        parsed.topic_config_table,
-        BTreeMap::from([("T".to_owned(), t)])
-    );
-    assert_eq!(
-        parsed.data_version,
-        DataVersion {
-            timestamp: 5,
-            counter: 2
-        }
-    );
+    assert_eq!(parsed.topic_config_table, BTreeMap::from([("T".to_owned(), t)]));
+    assert_eq!(parsed.data_version, DataVersion { timestamp: 5, counter: 2 });
 
     let groups = concat!(
         "{\"subscriptionGroupTable\":{\"g1\":{\"groupName\":\"g1\",\"consumeEnable\":false,",
@@ -203,19 +163,11 @@ fn parses_java_text_with_bare_keys_and_unknown_members() {
     g.consume_enable = false;
     g.retry_max_times = 3;
     g.broker_id = 1;
-    assert_eq!(
-        parsed.subscription_group_table,
-        BTreeMap::from([("g1".to_owned(), g)])
-    );
+    assert_eq!(parsed.subscription_group_table, BTreeMap::from([("g1".to_owned(), g)]));
 
-    let delay = concat!(
-        "{\n\t\"dataVersion\":{\"counter\":0,\"timestamp\":0},",
-        "\"offsetTable\":{3:17,1:0,2:5\n\t}\n}",
-    );
-    assert_eq!(
-        DelayOffsets::parse(delay.as_bytes()).expect("delay"),
-        delay_example()
-    );
+    let delay =
+        concat!("{\n\t\"dataVersion\":{\"counter\":0,\"timestamp\":0},", "\"offsetTable\":{3:17,1:0,2:5\n\t}\n}",);
+    assert_eq!(DelayOffsets::parse(delay.as_bytes()).expect("delay"), delay_example());
 }
 
 #[test]
@@ -226,49 +178,27 @@ fn parses_standard_json_with_quoted_keys() {
         ("{}", DelayOffsets::default()),
     ];
     for (text, expected) in cases {
-        assert_eq!(
-            DelayOffsets::parse(text.as_bytes()).expect(text),
-            expected,
-            "{text}"
-        );
+        assert_eq!(DelayOffsets::parse(text.as_bytes()).expect(text), expected, "{text}");
     }
     let offsets = r#"{"offsetTable":{"T@g1":{"0":12,"1":9}}}"#;
-    assert_eq!(
-        ConsumerOffsets::parse(offsets.as_bytes()).expect("offsets"),
-        offsets_example()
-    );
+    assert_eq!(ConsumerOffsets::parse(offsets.as_bytes()).expect("offsets"), offsets_example());
 }
 
 #[test]
 fn missing_members_take_java_defaults() {
-    let topics =
-        TopicTable::parse(br#"{"topicConfigTable":{"T":{"topicName":"T"}}}"#).expect("topics");
+    let topics = TopicTable::parse(br#"{"topicConfigTable":{"T":{"topicName":"T"}}}"#).expect("topics");
     let t = &topics.topic_config_table["T"];
     assert_eq!(
-        (
-            t.read_queue_nums,
-            t.write_queue_nums,
-            t.perm,
-            t.topic_filter_type,
-            t.topic_sys_flag,
-            t.order
-        ),
+        (t.read_queue_nums, t.write_queue_nums, t.perm, t.topic_filter_type, t.topic_sys_flag, t.order),
         (16, 16, 6, TopicFilterType::SingleTag, 0, false)
     );
     assert_eq!(topics.data_version.counter, 0);
 
     let groups =
-        SubscriptionGroupTable::parse(br#"{"subscriptionGroupTable":{"g":{"groupName":"g"}}}"#)
-            .expect("groups");
-    assert_eq!(
-        groups.subscription_group_table["g"],
-        SubscriptionGroupConfig::new("g")
-    );
+        SubscriptionGroupTable::parse(br#"{"subscriptionGroupTable":{"g":{"groupName":"g"}}}"#).expect("groups");
+    assert_eq!(groups.subscription_group_table["g"], SubscriptionGroupConfig::new("g"));
 
-    assert_eq!(
-        ConsumerOffsets::parse(b"{}").expect("offsets"),
-        ConsumerOffsets::default()
-    );
+    assert_eq!(ConsumerOffsets::parse(b"{}").expect("offsets"), ConsumerOffsets::default());
 }
 
 #[test]
@@ -283,11 +213,7 @@ fn topic_filter_type_by_name_or_ordinal() {
     for (json, expected) in cases {
         let text = format!(r#"{{"topicConfigTable":{{"T":{{"topicFilterType":{json}}}}}}}"#);
         let parsed = TopicTable::parse(text.as_bytes()).ok();
-        assert_eq!(
-            parsed.map(|t| t.topic_config_table["T"].topic_filter_type),
-            expected,
-            "{json}"
-        );
+        assert_eq!(parsed.map(|t| t.topic_config_table["T"].topic_filter_type), expected, "{json}");
     }
 }
 
@@ -301,11 +227,7 @@ fn round_trips_through_fastjson_and_standard_json() {
 
     fn check<T: ConfigFile + serde::Serialize + PartialEq + std::fmt::Debug>(value: &T) {
         let fast = value.to_fastjson();
-        assert_eq!(
-            &T::parse(fast.as_bytes()).expect("fastjson"),
-            value,
-            "{fast}"
-        );
+        assert_eq!(&T::parse(fast.as_bytes()).expect("fastjson"), value, "{fast}");
         let standard = serde_json::to_vec(value).expect("serialize");
         assert_eq!(&T::parse(&standard).expect("standard"), value);
     }
@@ -314,17 +236,11 @@ fn round_trips_through_fastjson_and_standard_json() {
     check(&offsets_example());
     check(&groups_example());
     check(&delay_example());
-    check(&DelayOffsets {
-        offset_table: BTreeMap::from([(0, i64::MIN), (u32::MAX, i64::MAX)]),
-    });
+    check(&DelayOffsets { offset_table: BTreeMap::from([(0, i64::MIN), (u32::MAX, i64::MAX)]) });
 
     // Without integer keys the fastjson text is standard JSON.
     let value: serde_json::Value = serde_json::from_str(&odd.to_fastjson()).expect("standard json");
-    assert!(
-        value["topicConfigTable"]
-            .as_object()
-            .is_some_and(|m| m.len() == 2)
-    );
+    assert!(value["topicConfigTable"].as_object().is_some_and(|m| m.len() == 2));
 }
 
 #[test]
@@ -344,10 +260,7 @@ fn bare_integer_keys_are_quoted_outside_strings_only() {
         let (out, inserted) = quote_integer_keys(input.as_bytes());
         assert_eq!(String::from_utf8_lossy(&out), expected, "{input}");
         assert_eq!(out.len(), input.len() + inserted.len(), "{input}");
-        assert!(
-            inserted.iter().all(|&p| out.get(p) == Some(&b'"')),
-            "{input}"
-        );
+        assert!(inserted.iter().all(|&p| out.get(p) == Some(&b'"')), "{input}");
     }
 }
 
@@ -397,9 +310,7 @@ fn garbage_never_panics() {
     for round in 0..20_000 {
         let input: Vec<u8> = match round % 3 {
             0 => (0..rng.below(64)).map(|_| rng.next_u64() as u8).collect(),
-            1 => (0..rng.below(96))
-                .map(|_| ALPHABET[rng.below(ALPHABET.len())])
-                .collect(),
+            1 => (0..rng.below(96)).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect(),
             _ => {
                 let mut bytes = seeds[rng.below(seeds.len())].as_bytes().to_vec();
                 for _ in 0..=rng.below(4) {
@@ -469,9 +380,7 @@ fn put(path: &Path, content: Content) {
         Content::Empty => fs::write(path, b"").expect("write"),
         Content::Garbage => fs::write(path, b"{\"offsetTable\":{1:").expect("write"),
         Content::Valid(level) => {
-            let value = DelayOffsets {
-                offset_table: BTreeMap::from([(level, 5)]),
-            };
+            let value = DelayOffsets { offset_table: BTreeMap::from([(level, 5)]) };
             fs::write(path, value.to_fastjson()).expect("write");
         }
     }
@@ -516,9 +425,7 @@ fn oversized_file_is_refused_unread() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(DelayOffsets::FILE_NAME);
     fs::write(&path, delay_example().to_fastjson()).expect("write");
-    let small = DelayOffsets {
-        offset_table: BTreeMap::from([(1, 1)]),
-    };
+    let small = DelayOffsets { offset_table: BTreeMap::from([(1, 1)]) };
 
     match load_limited::<DelayOffsets>(&path, 10) {
         Err(Error::Corrupt { file, reason, .. }) => {
@@ -538,20 +445,13 @@ fn consumer_offset_helpers() {
     o.commit("T", "g2", 3, 4);
     o.commit("U", "g1", 0, 1);
     o.commit("T", "g1", 1, 2);
-    o.offset_table
-        .insert("bad@key@x".to_owned(), BTreeMap::new());
+    o.offset_table.insert("bad@key@x".to_owned(), BTreeMap::new());
 
     assert_eq!(o.offset("T", "g1", 1), Some(2), "a rewind is recorded");
     assert_eq!(o.offset("T", "g1", 7), None);
     assert_eq!(o.offset("V", "g1", 0), None);
-    assert_eq!(
-        o.groups_of_topic("T").into_iter().collect::<Vec<_>>(),
-        ["g1", "g2"]
-    );
-    assert_eq!(
-        o.topics_of_group("g1").into_iter().collect::<Vec<_>>(),
-        ["T", "U"]
-    );
+    assert_eq!(o.groups_of_topic("T").into_iter().collect::<Vec<_>>(), ["g1", "g2"]);
+    assert_eq!(o.topics_of_group("g1").into_iter().collect::<Vec<_>>(), ["T", "U"]);
     assert!(o.groups_of_topic("bad").is_empty());
 
     o.remove_group("g1");
@@ -561,10 +461,7 @@ fn consumer_offset_helpers() {
 
 #[test]
 fn data_version_next_counts_and_stamps() {
-    let mut v = DataVersion {
-        timestamp: 0,
-        counter: 41,
-    };
+    let mut v = DataVersion { timestamp: 0, counter: 41 };
     v.next();
     assert_eq!(v.counter, 42);
     assert!(v.timestamp > 1_600_000_000_000);
@@ -579,12 +476,7 @@ fn metadata_files_persist_and_reopen() {
     let files = MetadataFiles::open(&config).expect("open empty");
     assert!(files.topics().topic_config_table.is_empty());
     assert!(files.consumer_offsets().offset_table.is_empty());
-    assert!(
-        files
-            .subscription_groups()
-            .subscription_group_table
-            .is_empty()
-    );
+    assert!(files.subscription_groups().subscription_group_table.is_empty());
     assert!(files.delay_offsets().offset_table.is_empty());
     assert_eq!(files.dir(), config);
 
@@ -601,15 +493,8 @@ fn metadata_files_persist_and_reopen() {
         ("delayOffset.json", DELAY_TEXT),
     ];
     for (name, text) in expected {
-        assert_eq!(
-            fs::read_to_string(config.join(name)).expect(name),
-            text,
-            "{name}"
-        );
-        assert!(
-            !config.join(format!("{name}.tmp")).exists(),
-            "{name}.tmp left behind"
-        );
+        assert_eq!(fs::read_to_string(config.join(name)).expect(name), text, "{name}");
+        assert!(!config.join(format!("{name}.tmp")).exists(), "{name}.tmp left behind");
     }
 
     let reopened = MetadataFiles::open(&config).expect("reopen");
@@ -639,9 +524,7 @@ fn concurrent_persists_do_not_interleave() {
     }
     files.persist_consumer_offsets().expect("final persist");
     let path = dir.path().join(ConsumerOffsets::FILE_NAME);
-    let on_disk = load::<ConsumerOffsets>(&path)
-        .expect("load")
-        .expect("present");
+    let on_disk = load::<ConsumerOffsets>(&path).expect("load").expect("present");
     assert_eq!(on_disk, *files.consumer_offsets());
     assert_eq!(on_disk.offsets("T", "g").map(BTreeMap::len), Some(8));
     assert!(!sibling(&path, ".tmp").exists());
