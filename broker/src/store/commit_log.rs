@@ -1,12 +1,14 @@
 //! CommitLog: the append-only sequence of message records in fixed-size mapped segment files.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 
+use std::collections::HashMap;
+
+use super::QueueMap;
 use super::error::{Error, Result};
 use super::faults::Faults;
 use super::format::{
@@ -59,7 +61,7 @@ pub struct AppendResult {
 
 struct Writer {
     /// Next queue offset of each `(topic, queue)`.
-    queue_offsets: HashMap<(String, u32), u64>,
+    queue_offsets: QueueMap<u64>,
     buf: Vec<u8>,
 }
 
@@ -159,7 +161,7 @@ impl CommitLog {
         }
     }
 
-    pub(crate) fn set_queue_offsets(&self, offsets: HashMap<(String, u32), u64>) {
+    pub(crate) fn set_queue_offsets(&self, offsets: QueueMap<u64>) {
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).queue_offsets = offsets;
     }
 
@@ -203,11 +205,11 @@ impl CommitLog {
             )));
         }
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (first.topic.clone(), first.queue_id);
         let mut file = self.writable_file(total)?;
         // The store clock never runs backwards within the log.
         let store_timestamp = now_ms.max(self.last_store_timestamp.load(Ordering::Relaxed));
-        let base_queue_offset = w.queue_offsets.get(&key).copied().unwrap_or(0);
+        let base_queue_offset =
+            w.queue_offsets.get(first.topic.as_str()).and_then(|q| q.get(&first.queue_id)).copied().unwrap_or(0);
         let Writer { buf, .. } = &mut *w;
         let mut appended = Vec::with_capacity(batch.len());
         loop {
@@ -238,7 +240,14 @@ impl CommitLog {
             }
             if file.append(buf).map_err(Error::io(file.path()))?.is_some() {
                 let end = phys;
-                w.queue_offsets.insert(key, queue_offset);
+                match w.queue_offsets.get_mut(first.topic.as_str()) {
+                    Some(q) => {
+                        q.insert(first.queue_id, queue_offset);
+                    }
+                    None => {
+                        w.queue_offsets.insert(first.topic.clone(), HashMap::from([(first.queue_id, queue_offset)]));
+                    }
+                }
                 self.last_store_timestamp.store(store_timestamp, Ordering::Release);
                 self.max_offset.store(end, Ordering::Release);
                 return Ok(AppendResult { messages: appended, store_timestamp, end_offset: end });

@@ -101,6 +101,14 @@ impl ConsumeQueue {
         self.max_offset.load(Ordering::Acquire)
     }
 
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub(crate) fn queue_id(&self) -> u32 {
+        self.queue_id
+    }
+
     /// CommitLog offset just past the record of the last unit, if any.
     pub(crate) fn last_unit_end(&self) -> Option<u64> {
         let max = self.max_offset();

@@ -1,11 +1,12 @@
 //! The dispatcher: turns CommitLog records into ConsumeQueue units and index entries.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Inner;
-use super::consume_queue::PutOutcome;
+use super::consume_queue::{ConsumeQueue, PutOutcome};
 use super::error::{Error, Result};
 use super::format::{self, CqUnit, Scanned, StoredRecord};
 
@@ -79,7 +80,8 @@ impl Inner {
         records_max: usize,
     ) -> Result<u64> {
         let mut pos = from;
-        let mut arrived: HashMap<(String, u32), u64> = HashMap::new();
+        // Queues that got units, by identity: no key is built per record.
+        let mut arrived: HashMap<*const ConsumeQueue, Arc<ConsumeQueue>> = HashMap::new();
         let file_bytes = self.commit_log.file_bytes() as u64;
         let mut records = 0;
         while pos < to && records < records_max {
@@ -94,11 +96,9 @@ impl Inner {
             let bytes = file.read_from(rel).unwrap_or(&[]);
             match format::scan_record(bytes, false) {
                 Scanned::Record(r) => {
-                    let key = (r.topic.to_string(), r.queue_id);
-                    if only.is_none_or(|set| set.contains(&key))
-                        && let Some(max) = self.dispatch_record(&r, only.is_some(), inconsistent)?
-                    {
-                        arrived.insert(key, max);
+                    let wanted = only.is_none_or(|set| set.contains(&(r.topic.to_string(), r.queue_id)));
+                    if wanted && let Some(cq) = self.dispatch_record(&r, only.is_some(), inconsistent)? {
+                        arrived.entry(Arc::as_ptr(&cq)).or_insert(cq);
                     }
                     pos += u64::from(r.total_size);
                     records += 1;
@@ -127,26 +127,27 @@ impl Inner {
             && only.is_none()
             && let Some(listener) = self.arrival.read().unwrap_or_else(|p| p.into_inner()).as_ref()
         {
-            for ((topic, queue_id), max) in &arrived {
-                listener(topic, *queue_id, *max);
+            for cq in arrived.values() {
+                listener(cq.topic(), cq.queue_id(), cq.max_offset());
             }
         }
         Ok(pos)
     }
 
-    /// Writes the unit and index entries of one record. Returns the queue's new max offset when
-    /// a unit was appended.
+    /// Writes the unit and index entries of one record. Returns the queue when a unit was
+    /// appended to it.
     fn dispatch_record(
         &self,
         r: &StoredRecord<'_>,
         rebuilding: bool,
         inconsistent: &mut HashSet<(String, u32)>,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Arc<ConsumeQueue>>> {
         let tx = r.transaction_type();
         let mut appended = None;
         if tx == format::TRANSACTION_NOT_TYPE || tx == format::TRANSACTION_COMMIT_TYPE {
-            let key = (r.topic.to_string(), r.queue_id);
-            if !inconsistent.contains(&key) {
+            // The set is empty except while recovery re-dispatches.
+            let known_bad = !inconsistent.is_empty() && inconsistent.contains(&(r.topic.to_string(), r.queue_id));
+            if !known_bad {
                 let unit = CqUnit {
                     physical_offset: r.physical_offset,
                     size: r.total_size as i32,
@@ -154,10 +155,10 @@ impl Inner {
                 };
                 let cq = self.queue_or_create(r.topic, r.queue_id);
                 match cq.put(r.queue_offset, unit)? {
-                    PutOutcome::Appended => appended = Some(cq.max_offset()),
+                    PutOutcome::Appended => appended = Some(cq),
                     PutOutcome::AlreadyPresent => {}
                     PutOutcome::Inconsistent => {
-                        inconsistent.insert(key);
+                        inconsistent.insert((r.topic.to_string(), r.queue_id));
                     }
                 }
             }

@@ -102,11 +102,14 @@ pub struct GetResult {
 
 type ArrivalListener = Box<dyn Fn(&str, u32, u64) + Send + Sync>;
 
+/// Per topic, per queue id: looked up by `&str`, so the hot paths never build a key.
+pub(crate) type QueueMap<V> = HashMap<String, HashMap<u32, V>>;
+
 struct Inner {
     config: StoreConfig,
     faults: Arc<Faults>,
     commit_log: CommitLog,
-    queues: RwLock<HashMap<(String, u32), Arc<ConsumeQueue>>>,
+    queues: RwLock<QueueMap<Arc<ConsumeQueue>>>,
     index: Option<IndexService>,
     checkpoint: Mutex<Checkpoint>,
     group_commit: GroupCommit,
@@ -195,21 +198,11 @@ impl MessageStore {
     pub fn put_messages(&self, batch: &[MessageInput]) -> Result<PutResult> {
         let appended = self.append_checked(batch)?;
         let inner = &*self.inner;
-        let status = match inner.config.flush_disk_type {
-            FlushDiskType::Async => PutStatus::Ok,
-            FlushDiskType::Sync => {
-                let timeout = Duration::from_millis(inner.config.sync_flush_timeout_ms);
-                match inner.group_commit.wait_durable(appended.end_offset, timeout) {
-                    Durable::Yes => PutStatus::Ok,
-                    Durable::TimedOut => PutStatus::FlushDiskTimeout,
-                    Durable::Failed => return Err(Error::Poisoned),
-                }
-            }
+        let durable = match inner.config.flush_disk_type {
+            FlushDiskType::Async => Durable::Yes,
+            FlushDiskType::Sync => inner.group_commit.wait_durable(appended.end_offset, inner.sync_flush_timeout()),
         };
-        if inner.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
-        Ok(PutResult { status, appended })
+        put_result(durable, appended)
     }
 
     /// [`MessageStore::put_messages`] without blocking: `done` gets the result once the batch is
@@ -223,22 +216,12 @@ impl MessageStore {
         };
         let inner = &*self.inner;
         match inner.config.flush_disk_type {
-            FlushDiskType::Async => done(Ok(PutResult { status: PutStatus::Ok, appended })),
-            FlushDiskType::Sync => {
-                let timeout = Duration::from_millis(inner.config.sync_flush_timeout_ms);
-                let end = appended.end_offset;
-                inner.group_commit.on_durable(
-                    end,
-                    timeout,
-                    Box::new(move |d| {
-                        done(match d {
-                            Durable::Yes => Ok(PutResult { status: PutStatus::Ok, appended }),
-                            Durable::TimedOut => Ok(PutResult { status: PutStatus::FlushDiskTimeout, appended }),
-                            Durable::Failed => Err(Error::Poisoned),
-                        })
-                    }),
-                );
-            }
+            FlushDiskType::Async => done(put_result(Durable::Yes, appended)),
+            FlushDiskType::Sync => inner.group_commit.on_durable(
+                appended.end_offset,
+                inner.sync_flush_timeout(),
+                Box::new(move |d| done(put_result(d, appended))),
+            ),
         }
     }
 
@@ -449,7 +432,7 @@ impl MessageStore {
 
     /// Topics and queues the store has ConsumeQueues for.
     pub fn queues(&self) -> Vec<(String, u32)> {
-        let mut v: Vec<_> = self.inner.queues.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let mut v: Vec<_> = self.inner.all_queues().iter().map(|q| (q.topic().to_string(), q.queue_id())).collect();
         v.sort();
         v
     }
@@ -552,11 +535,24 @@ impl Drop for MessageStore {
     }
 }
 
+/// The outcome of a put once its durability wait ended.
+fn put_result(durable: Durable, appended: AppendResult) -> Result<PutResult> {
+    match durable {
+        Durable::Yes => Ok(PutResult { status: PutStatus::Ok, appended }),
+        Durable::TimedOut => Ok(PutResult { status: PutStatus::FlushDiskTimeout, appended }),
+        Durable::Failed => Err(Error::Poisoned),
+    }
+}
+
 fn inner_path(name: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("<thread {name}>"))
 }
 
 impl Inner {
+    fn sync_flush_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.sync_flush_timeout_ms)
+    }
+
     fn check_writable(&self) -> Result<()> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
@@ -575,7 +571,7 @@ impl Inner {
     }
 
     fn queue(&self, topic: &str, queue_id: u32) -> Option<Arc<ConsumeQueue>> {
-        self.queues.read().unwrap_or_else(|p| p.into_inner()).get(&(topic.to_string(), queue_id)).cloned()
+        self.queues.read().unwrap_or_else(|p| p.into_inner()).get(topic)?.get(&queue_id).cloned()
     }
 
     fn queue_or_create(&self, topic: &str, queue_id: u32) -> Arc<ConsumeQueue> {
@@ -583,10 +579,15 @@ impl Inner {
             return q;
         }
         let mut queues = self.queues.write().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(queues.entry((topic.to_string(), queue_id)).or_insert_with(|| {
+        Arc::clone(queues.entry(topic.to_string()).or_default().entry(queue_id).or_insert_with(|| {
             let dir = self.config.consume_queue_dir().join(topic).join(queue_id.to_string());
             Arc::new(ConsumeQueue::new(topic, queue_id, dir, self.config.consume_queue_file_bytes))
         }))
+    }
+
+    /// Every ConsumeQueue.
+    fn all_queues(&self) -> Vec<Arc<ConsumeQueue>> {
+        self.queues.read().unwrap_or_else(|p| p.into_inner()).values().flat_map(|m| m.values().cloned()).collect()
     }
 
     fn poison(&self, e: &Error) {
@@ -615,7 +616,7 @@ impl Inner {
     /// Flushes ConsumeQueues and index, then records in the checkpoint what they cover.
     fn flush_queues(&self) -> Result<()> {
         let logics = self.dispatched_timestamp.load(Ordering::Acquire);
-        let queues: Vec<_> = self.queues.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let queues = self.all_queues();
         let result = (|| {
             for q in &queues {
                 q.flush(&self.faults)?;

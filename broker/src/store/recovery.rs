@@ -23,7 +23,7 @@ use super::format::{self, Scanned};
 use super::index::IndexService;
 use super::lock::StoreLock;
 use super::mapped_file::{MappedFile, WriteMode};
-use super::{Inner, StoreConfig};
+use super::{Inner, QueueMap, StoreConfig};
 
 /// How far before the checkpoint a crash recovery starts, ms (RocketMQ's 3 s margin).
 const CHECKPOINT_MARGIN_MS: i64 = 3_000;
@@ -58,13 +58,14 @@ pub(super) fn open(config: StoreConfig, faults: Arc<Faults>) -> Result<Inner> {
     );
 
     let (queues, mut damaged) = open_queues(&config)?;
-    for q in queues.values() {
+    for q in queues.values().flat_map(HashMap::values) {
         q.truncate_to(valid_end)?;
         q.delete_before(log_min)?;
     }
     // As RocketMQ does, never start dispatching past the newest unit any queue holds: a
     // consumequeue directory lost as a whole is rebuilt from the start of the log.
-    let queues_end = queues.values().filter_map(|q| q.last_unit_end()).max().unwrap_or(0).max(log_min);
+    let queues_end =
+        queues.values().flat_map(HashMap::values).filter_map(|q| q.last_unit_end()).max().unwrap_or(0).max(log_min);
     let redispatch_from = scan_from.min(queues_end);
     let index = if config.message_index_enable {
         let idx = IndexService::open(&config.index_dir(), config.index_hash_slots, config.index_entries_max)?;
@@ -98,12 +99,12 @@ pub(super) fn open(config: StoreConfig, faults: Arc<Faults>) -> Result<Inner> {
     if !damaged.is_empty() {
         rebuild_queues(&inner, &damaged, valid_end)?;
     }
-    let offsets: HashMap<(String, u32), u64> = inner
+    let offsets: QueueMap<u64> = inner
         .queues
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .map(|(k, q)| (k.clone(), q.max_offset()))
+        .map(|(topic, qs)| (topic.clone(), qs.iter().map(|(id, q)| (*id, q.max_offset())).collect()))
         .collect();
     inner.commit_log.set_queue_offsets(offsets);
     inner.dispatched.store(valid_end, std::sync::atomic::Ordering::Release);
@@ -263,11 +264,12 @@ fn scan_and_truncate(config: &StoreConfig, files: &mut Vec<MappedFile>, start: u
     Ok(Scan { valid_end, last_store_timestamp: last_ts })
 }
 
-type Queues = HashMap<(String, u32), Arc<ConsumeQueue>>;
+/// The queues found on disk, and those among them that must be rebuilt.
+type OpenedQueues = (QueueMap<Arc<ConsumeQueue>>, HashSet<(String, u32)>);
 
-fn open_queues(config: &StoreConfig) -> Result<(Queues, HashSet<(String, u32)>)> {
+fn open_queues(config: &StoreConfig) -> Result<OpenedQueues> {
     let root = config.consume_queue_dir();
-    let mut queues = HashMap::new();
+    let mut queues = QueueMap::new();
     let mut damaged = HashSet::new();
     for topic_dir in read_dirs(&root)? {
         let Some(topic) = topic_dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
@@ -285,7 +287,7 @@ fn open_queues(config: &StoreConfig) -> Result<(Queues, HashSet<(String, u32)>)>
                 );
                 damaged.insert((topic.clone(), queue_id));
             }
-            queues.insert((topic.clone(), queue_id), Arc::new(cq));
+            queues.entry(topic.clone()).or_default().insert(queue_id, Arc::new(cq));
         }
     }
     Ok((queues, damaged))

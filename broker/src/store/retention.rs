@@ -68,8 +68,7 @@ impl Inner {
             }
         }
         let min = self.commit_log.min_offset();
-        let queues: Vec<_> = self.queues.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        for q in queues {
+        for q in self.all_queues() {
             report.consume_queue_files_deleted += q.delete_before(min)?;
         }
         if let Some(index) = &self.index {
