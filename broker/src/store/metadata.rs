@@ -560,7 +560,7 @@ fn push_string(out: &mut String, s: &str) {
 }
 
 /// Parses fastjson or standard JSON into `T`.
-fn parse_lenient<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, ParseError> {
+pub fn parse_lenient<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, ParseError> {
     let (quoted, inserted) = quote_integer_keys(bytes);
     serde_json::from_slice(&quoted).map_err(|err| {
         let at = offset_of(&quoted, err.line(), err.column());
