@@ -1,15 +1,13 @@
-//! `mqbroker -c broker.properties`: loads the configuration, opens and recovers the store, and
-//! keeps it open until SIGINT or SIGTERM, then shuts it down cleanly.
-//!
-//! The native remoting door (listenPort), the name server registration and the gateways come with
-//! their issues; today the program is the store's host process.
+//! `mqbroker -c broker.properties`: loads the configuration, opens and recovers the store, serves
+//! RocketMQ's native protocol on `listenPort` (and the VIP port `listenPort - 2`), registers with
+//! the name servers, and shuts down cleanly on SIGINT or SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use broker::config::BrokerConfig;
-use broker::store::MessageStore;
+use broker::processor::Broker;
 
 const USAGE: &str =
     "usage: mqbroker -c <broker.properties>\n\nStarts a broker with the settings in the file (RocketMQ 4.9 keys).";
@@ -50,28 +48,23 @@ fn run() -> anyhow::Result<()> {
     let loaded = BrokerConfig::load(&path).with_context(|| format!("loading {}", path.display()))?;
     loaded.warn_unknown();
     let config = loaded.config;
-    let store_config = config.store_config();
-    let root = store_config.root_dir.clone();
-    let store =
-        MessageStore::open(store_config).with_context(|| format!("opening the store under {}", root.display()))?;
-    tracing::info!(
-        cluster = %config.broker_cluster_name,
-        broker = %config.broker_name,
-        role = %config.broker_role,
-        store = %root.display(),
-        commit_log_max_offset = store.commit_log_max_offset(),
-        "Broker store is open; waiting for SIGINT or SIGTERM."
-    );
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    if config.namesrv_addrs.is_empty() {
+        tracing::warn!("namesrvAddr is not set: clients cannot find this broker through a name server");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async {
+        let broker = Broker::start(config).await?;
+        tracing::info!(
+            store = %broker.inner.config.store_path_root_dir.display(),
+            commit_log_max_offset = broker.inner.store.commit_log_max_offset(),
+            "Store open; serving until SIGINT or SIGTERM."
+        );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
         }
+        tracing::info!("Shutting down.");
+        broker.shutdown().await
     })
-    .context("waiting for a signal")?;
-    tracing::info!("Shutting down.");
-    store.shutdown().context("shutting the store down")?;
-    Ok(())
 }

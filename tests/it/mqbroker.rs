@@ -1,18 +1,23 @@
-//! `mqbroker` as a process: it opens the store from `broker.properties`, refuses a second
-//! instance on the same store, rejects bad settings clearly, and shuts down cleanly on SIGTERM.
+//! `mqbroker` as a process: it opens the store from `broker.properties` and serves, refuses a
+//! second instance on the same store, rejects bad settings clearly, and shuts down cleanly on SIGTERM.
 
 use std::time::Duration;
 
-use crate::support::{BrokerProcess, write_config};
+use crate::support::{BrokerProcess, free_broker_port, write_config};
+
+/// Config lines that keep a test broker on its own ports, registering nowhere.
+fn own_ports(extra: &str) -> String {
+    format!("listenPort={}\nbrokerIP1=127.0.0.1\n{extra}", free_broker_port())
+}
 
 const START: Duration = Duration::from_secs(30);
 
 #[test]
 fn starts_locks_the_store_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "someUnknownKey=1\nanotherOne=2");
+    let config = write_config(dir.path(), &own_ports("someUnknownKey=1\nanotherOne=2"));
     let mut broker = BrokerProcess::start(&config);
-    broker.wait_for("Broker store is open", START);
+    broker.wait_for("Store open", START);
     let warning = broker.wait_for("does not know", START);
     assert!(
         warning.contains("anotherOne") && warning.contains("someUnknownKey"),
@@ -41,9 +46,9 @@ fn starts_locks_the_store_and_shuts_down_cleanly() {
 #[test]
 fn after_sigkill_the_next_start_recovers_as_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "");
+    let config = write_config(dir.path(), &own_ports(""));
     let mut broker = BrokerProcess::start(&config);
-    broker.wait_for("Broker store is open", START);
+    broker.wait_for("Store open", START);
     broker.child.kill().unwrap();
     broker.child.wait().unwrap();
     let mut again = BrokerProcess::start(&config);
@@ -62,7 +67,7 @@ fn bad_settings_are_refused_with_the_key_and_the_allowed_values() {
     ];
     for (extra, needle) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let config = write_config(dir.path(), extra);
+        let config = write_config(dir.path(), &own_ports(extra));
         let mut broker = BrokerProcess::start(&config);
         let status = broker.child.wait().unwrap();
         let log = broker.drain();

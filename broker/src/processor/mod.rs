@@ -1,0 +1,404 @@
+//! The broker proper: the request processors behind the native door, and the background work
+//! around them (name server registration, offset persistence, client expiry).
+//!
+//! [`Broker::start`] opens the store and the metadata files, binds `listenPort` and the VIP port
+//! (`listenPort - 2`, every code but PULL_MESSAGE), registers with every name server at once and
+//! then every `registerNameServerPeriod`, and serves until [`Broker::shutdown`].
+//!
+//! | file | requests |
+//! |---|---|
+//! | `send.rs` | SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE |
+//! | `pull.rs` | PULL_MESSAGE (long polling) |
+//! | `clients.rs` | HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP, CHECK_CLIENT_CONFIG |
+//! | `offsets.rs` | QUERY/UPDATE_CONSUMER_OFFSET, GET_MAX/MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP, GET_EARLIEST_MSG_STORETIME |
+//! | `query.rs` | QUERY_MESSAGE, VIEW_MESSAGE_BY_ID |
+//! | `locks.rs` | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
+//! | `retry.rs` | CONSUMER_SEND_MSG_BACK |
+//! | `delay.rs` | the schedule service (delay levels) |
+//! | `transaction.rs` | END_TRANSACTION and the check-back service |
+//! | `admin.rs` | the admin codes of mqadmin, the dashboard and the exporter |
+
+pub mod admin;
+pub mod clients;
+pub mod delay;
+pub mod error;
+pub mod locks;
+pub mod offsets;
+pub mod pull;
+pub mod query;
+pub mod retry;
+pub mod send;
+pub mod topics;
+pub mod transaction;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::config::{BrokerConfig, BrokerRole};
+use crate::protocol::body::{self, RegisterBrokerBody};
+use crate::protocol::{request, response};
+use crate::remoting::{self, Connection, Handler, RemotingCommand, Server, ServerLimits};
+use crate::store::MessageStore;
+use crate::store::metadata::MetadataFiles;
+
+pub use error::{Error, Result};
+
+pub type Role = BrokerRole;
+
+/// Counters for GET_BROKER_RUNTIME_INFO and metrics.
+#[derive(Default)]
+pub struct Stats {
+    pub put_messages_total: AtomicU64,
+    pub get_messages_total: AtomicU64,
+}
+
+impl Stats {
+    pub fn record_put(&self, n: u64) {
+        self.put_messages_total.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn record_get(&self, n: u64) {
+        self.get_messages_total.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Everything the processors share.
+pub struct BrokerInner {
+    pub config: BrokerConfig,
+    pub store: MessageStore,
+    pub meta: Arc<MetadataFiles>,
+    pub topics: topics::Topics,
+    pub groups: clients::Groups,
+    pub clients: clients::Clients,
+    pub pulls: Arc<pull::PullWaiters>,
+    pub locks: locks::QueueLocks,
+    pub transactions: transaction::Transactions,
+    /// `brokerIP1:listenPort`: the address clients use and the store host in every record.
+    pub store_host: SocketAddr,
+    /// `brokerIP2:haPort`.
+    pub ha_addr: String,
+    /// The actually bound port of the VIP server (normally `listenPort - 2`).
+    pub vip_addr: Mutex<Option<SocketAddr>>,
+    /// `brokerPermission`, changed at run time by WIPE/ADD_WRITE_PERM.
+    permission: AtomicU32,
+    pub client: remoting::Client,
+    pub stats: Stats,
+    pub started: Instant,
+    pub started_ms: i64,
+    offsets_dirty: AtomicBool,
+    stopping: AtomicBool,
+}
+
+pub(crate) fn ok() -> RemotingCommand {
+    RemotingCommand::response(response::SUCCESS)
+}
+
+impl BrokerInner {
+    pub fn role(&self) -> Role {
+        self.config.broker_role
+    }
+
+    pub fn permission(&self) -> u32 {
+        self.permission.load(Ordering::Relaxed)
+    }
+
+    pub fn set_permission(&self, perm: u32) {
+        self.permission.store(perm, Ordering::Relaxed);
+        self.topics.changed.notify_one();
+    }
+
+    /// `ip:port` of this broker as registered with the name servers.
+    pub fn broker_addr(&self) -> String {
+        self.store_host.to_string()
+    }
+
+    /// Records a consumer group's offset on a queue (persisted within 5 s and at shutdown).
+    pub fn commit_offset(&self, group: &str, topic: &str, queue_id: u32, offset: i64) {
+        self.meta.consumer_offsets().commit(topic, group, queue_id, offset);
+        self.offsets_dirty.store(true, Ordering::Release);
+    }
+
+    pub fn persist_offsets(&self) {
+        if self.offsets_dirty.swap(false, Ordering::AcqRel)
+            && let Err(e) = self.meta.persist_consumer_offsets()
+        {
+            self.offsets_dirty.store(true, Ordering::Release);
+            tracing::error!(error = %e, "could not persist consumerOffset.json");
+        }
+    }
+
+    /// Sends REGISTER_BROKER to every name server; returns how many accepted.
+    pub async fn register_with_name_servers(&self) -> usize {
+        let wrapper = self.topics.register_snapshot(self.permission());
+        let body = body::to_json(&RegisterBrokerBody {
+            filter_server_list: Vec::new(),
+            topic_config_serialize_wrapper: wrapper,
+        });
+        let crc = crc32fast::hash(&body) & 0x7FFF_FFFF;
+        let mut accepted = 0;
+        for ns in &self.config.namesrv_addrs {
+            let req = RemotingCommand::request(request::REGISTER_BROKER)
+                .with_field("brokerAddr", self.broker_addr())
+                .with_field("brokerId", self.config.broker_id)
+                .with_field("brokerName", &self.config.broker_name)
+                .with_field("clusterName", &self.config.broker_cluster_name)
+                .with_field("haServerAddr", &self.ha_addr)
+                .with_field("compressed", "false")
+                .with_field("bodyCrc32", crc)
+                .with_body(body.clone());
+            let timeout = Duration::from_millis(self.config.register_broker_timeout_ms.max(1000));
+            match self.client.invoke(ns, req, timeout).await {
+                Ok(r) if r.code == response::SUCCESS => accepted += 1,
+                Ok(r) => {
+                    tracing::warn!(namesrv = %ns, code = r.code, remark = ?r.remark, "name server refused the registration")
+                }
+                Err(e) => tracing::warn!(namesrv = %ns, error = %e, "could not register with the name server"),
+            }
+        }
+        accepted
+    }
+
+    async fn unregister_from_name_servers(&self) {
+        for ns in &self.config.namesrv_addrs {
+            let req = RemotingCommand::request(request::UNREGISTER_BROKER)
+                .with_field("brokerAddr", self.broker_addr())
+                .with_field("brokerId", self.config.broker_id)
+                .with_field("brokerName", &self.config.broker_name)
+                .with_field("clusterName", &self.config.broker_cluster_name);
+            if let Err(e) = self.client.invoke(ns, req, Duration::from_secs(3)).await {
+                tracing::warn!(namesrv = %ns, error = %e, "could not unregister from the name server");
+            }
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}
+
+/// The IPv4 address to advertise when `brokerIP1` is not set: the one the default route uses,
+/// else loopback.
+pub fn default_ip() -> IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        s.connect("192.0.2.1:9")?;
+        s.local_addr()
+    });
+    match probe {
+        Ok(a) if !a.ip().is_unspecified() => a.ip(),
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    }
+}
+
+/// The request handler for one listening port.
+struct NativeDoor {
+    broker: Arc<BrokerInner>,
+    /// The VIP port serves everything but PULL_MESSAGE.
+    vip: bool,
+}
+
+impl Handler for NativeDoor {
+    async fn handle(&self, conn: Connection, req: RemotingCommand) -> Option<RemotingCommand> {
+        let b = &self.broker;
+        let result = match req.code {
+            request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
+                send::send_message(b, &conn, &req).await
+            }
+            request::PULL_MESSAGE if !self.vip => pull::pull_message(b, &req).await,
+            request::HEART_BEAT => clients::heartbeat(b, &conn, &req),
+            request::UNREGISTER_CLIENT => clients::unregister_client(b, &conn, &req),
+            request::GET_CONSUMER_LIST_BY_GROUP => clients::consumer_list(b, &req),
+            request::CHECK_CLIENT_CONFIG => clients::check_client_config(&req),
+            request::QUERY_CONSUMER_OFFSET => offsets::query_consumer_offset(b, &req),
+            request::UPDATE_CONSUMER_OFFSET => offsets::update_consumer_offset(b, &req),
+            request::GET_MAX_OFFSET => offsets::max_offset(b, &req),
+            request::GET_MIN_OFFSET => offsets::min_offset(b, &req),
+            request::SEARCH_OFFSET_BY_TIMESTAMP => offsets::search_offset_by_timestamp(b, &req),
+            request::GET_EARLIEST_MSG_STORETIME => offsets::earliest_msg_store_time(b, &req),
+            request::QUERY_MESSAGE => query::query_message(b, &req),
+            request::VIEW_MESSAGE_BY_ID => query::view_message_by_id(b, &req),
+            request::LOCK_BATCH_MQ => locks::lock_batch(b, &req),
+            request::UNLOCK_BATCH_MQ => locks::unlock_batch(b, &req),
+            request::CONSUMER_SEND_MSG_BACK => retry::send_back(b, &conn, &req).await,
+            request::END_TRANSACTION => transaction::end_transaction(b, &conn, &req).await,
+            code => match admin::handle(b, &conn, &req).await {
+                Some(r) => r,
+                None => {
+                    return Some(RemotingCommand::error(
+                        response::REQUEST_CODE_NOT_SUPPORTED,
+                        format!("{} request code {code} not supported", conn.peer()),
+                    ));
+                }
+            },
+        };
+        Some(result.unwrap_or_else(|e| {
+            tracing::debug!(code = req.code, peer = %conn.peer(), error = %e, "request failed");
+            e.into_response()
+        }))
+    }
+
+    fn connection_closed(&self, conn: &Connection) {
+        for (group, left) in self.broker.clients.connection_closed(conn.id()) {
+            tracing::info!(%group, peer = %conn.peer(), "consumer connection closed");
+            let notify = self.broker.groups.get(&group).is_none_or(|g| g.notify_consumer_ids_changed_enable);
+            if notify {
+                clients::notify_connections(&group, left.iter());
+            }
+        }
+    }
+}
+
+/// A running broker.
+pub struct Broker {
+    pub inner: Arc<BrokerInner>,
+    main: Server,
+    vip: Option<Server>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Broker {
+    /// Opens the store, binds the ports, registers with the name servers and starts the
+    /// background services. Must run inside a multi-threaded tokio runtime.
+    pub async fn start(config: BrokerConfig) -> anyhow::Result<Broker> {
+        let store_config = config.store_config();
+        let root = store_config.root_dir.clone();
+        let store = tokio::task::block_in_place(|| MessageStore::open(store_config))
+            .with_context(|| format!("opening the store under {}", root.display()))?;
+        let meta = Arc::new(MetadataFiles::open(root.join("config")).context("opening the metadata files")?);
+        let ip: IpAddr = match &config.broker_ip1 {
+            Some(ip) => ip.parse().with_context(|| format!("brokerIP1 {ip:?} is not an IP address"))?,
+            None => default_ip(),
+        };
+        let store_host = SocketAddr::new(ip, config.listen_port);
+        let ha_ip = config.broker_ip2.clone().unwrap_or_else(|| ip.to_string());
+        let ha_addr = format!("{ha_ip}:{}", config.ha_port());
+        let pulls = Arc::new(pull::PullWaiters::default());
+        let waiters = pulls.clone();
+        store.set_arrival_listener(move |topic, queue_id, _offset| waiters.arrived(topic, queue_id));
+        let inner = Arc::new(BrokerInner {
+            topics: topics::Topics::load(&config, meta.clone()),
+            groups: clients::Groups::load(meta.clone(), config.auto_create_subscription_group),
+            clients: clients::Clients::default(),
+            pulls,
+            locks: locks::QueueLocks::default(),
+            transactions: transaction::Transactions::default(),
+            store_host,
+            ha_addr,
+            vip_addr: Mutex::new(None),
+            permission: AtomicU32::new(config.broker_permission),
+            client: remoting::Client::default(),
+            stats: Stats::default(),
+            started: Instant::now(),
+            started_ms: crate::store::now_ms(),
+            offsets_dirty: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            store,
+            meta,
+            config,
+        });
+        let limits = ServerLimits::default();
+        let main_addr = format!("0.0.0.0:{}", inner.config.listen_port);
+        let main = Server::bind(&main_addr, limits, Arc::new(NativeDoor { broker: inner.clone(), vip: false }))
+            .await
+            .with_context(|| format!("binding the listen port {main_addr}"))?;
+        let vip_addr = format!("0.0.0.0:{}", inner.config.vip_port());
+        let vip = match Server::bind(&vip_addr, limits, Arc::new(NativeDoor { broker: inner.clone(), vip: true })).await
+        {
+            Ok(s) => {
+                *inner.vip_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.local_addr());
+                Some(s)
+            }
+            Err(e) => {
+                tracing::warn!(addr = %vip_addr, error = %e, "could not bind the VIP port; old clients that use it will fail");
+                None
+            }
+        };
+        tracing::info!(
+            listen = %main.local_addr(),
+            vip = %vip_addr,
+            advertised = %inner.store_host,
+            cluster = %inner.config.broker_cluster_name,
+            broker = %inner.config.broker_name,
+            role = %inner.config.broker_role,
+            "Broker listening"
+        );
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(register_loop(inner.clone())));
+        tasks.push(tokio::spawn(housekeeping(inner.clone())));
+        tasks.extend(delay::start(&inner));
+        tasks.extend(transaction::start(&inner));
+        Ok(Broker { inner, main, vip, tasks })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.main.local_addr()
+    }
+
+    /// Stops serving, unregisters, persists the metadata and closes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.inner.stopping.store(true, Ordering::Release);
+        self.main.shutdown();
+        if let Some(v) = &self.vip {
+            v.shutdown();
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.inner.unregister_from_name_servers().await;
+        delay::persist(&self.inner);
+        self.inner.offsets_dirty.store(true, Ordering::Release);
+        self.inner.persist_offsets();
+        self.inner.meta.persist_all().context("persisting the metadata files")?;
+        let inner = self.inner.clone();
+        tokio::task::block_in_place(|| inner.store.shutdown()).context("shutting the store down")?;
+        Ok(())
+    }
+}
+
+/// Registers at once, then every `registerNameServerPeriod` (clamped to 10–60 s as 4.9.4 does),
+/// and again whenever the topic table or the permission changes.
+async fn register_loop(broker: Arc<BrokerInner>) {
+    let period = Duration::from_millis(broker.config.register_name_server_period_ms.clamp(10_000, 60_000));
+    let accepted = broker.register_with_name_servers().await;
+    tracing::info!(
+        name_servers = broker.config.namesrv_addrs.len(),
+        accepted,
+        addr = %broker.broker_addr(),
+        "Broker started; registered with {accepted} of {} name servers",
+        broker.config.namesrv_addrs.len()
+    );
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = broker.topics.changed.notified() => {
+                // Let a burst of changes (auto-created topics) settle into one registration.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        if broker.is_stopping() {
+            return;
+        }
+        broker.register_with_name_servers().await;
+    }
+}
+
+/// Every second: persist offsets every 5 s (`flushConsumerOffsetInterval`), expire silent clients
+/// every 10 s.
+async fn housekeeping(broker: Arc<BrokerInner>) {
+    let mut tick: u64 = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tick += 1;
+        if tick.is_multiple_of(5) {
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || b.persist_offsets()).await;
+        }
+        if tick.is_multiple_of(10) {
+            for (group, left) in broker.clients.expire(Instant::now()) {
+                clients::notify_connections(&group, left.iter());
+            }
+        }
+    }
+}
