@@ -17,5 +17,11 @@
 //! * [`config`]: `broker.properties` parsed into typed settings.
 //! * [`store`]: CommitLog, ConsumeQueue, IndexFile, flush, recovery, retention, metadata files.
 
+pub mod client;
 pub mod config;
+pub mod filter;
+pub mod namesrv;
+pub mod processor;
+pub mod protocol;
+pub mod remoting;
 pub mod store;

@@ -1,23 +1,52 @@
 //! `mqbroker -c broker.properties`: loads the configuration, opens and recovers the store, serves
 //! RocketMQ's native protocol on `listenPort` (and the VIP port `listenPort - 2`), registers with
 //! the name servers, and shuts down cleanly on SIGINT or SIGTERM.
+//!
+//! `mqbroker --standalone [-c file]` is the single-node development mode: a name server and a
+//! broker in one process, the name server on the first `namesrvAddr` entry (127.0.0.1:9876 by
+//! default), the store under `./store`, settings from `-c` or else the built-in standalone ones.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use broker::config::BrokerConfig;
+use broker::namesrv::{self, NamesrvConfig};
 use broker::processor::Broker;
 
-const USAGE: &str =
-    "usage: mqbroker -c <broker.properties>\n\nStarts a broker with the settings in the file (RocketMQ 4.9 keys).";
+const USAGE: &str = "usage: mqbroker -c <broker.properties>
+       mqbroker --standalone [-c <broker.properties>]
 
-fn parse_args() -> anyhow::Result<Option<PathBuf>> {
+Starts a broker with the settings in the file (RocketMQ 4.9 keys). With --standalone, also starts
+a name server in the same process (on the first namesrvAddr entry, default 127.0.0.1:9876); without
+-c it uses the settings of conf/standalone.properties (store under ./store).";
+
+/// The settings of `conf/standalone.properties`, built in so `--standalone` needs no file.
+const STANDALONE_PROPERTIES: &str = "brokerClusterName=DefaultCluster
+brokerName=broker-a
+brokerId=0
+brokerRole=ASYNC_MASTER
+flushDiskType=ASYNC_FLUSH
+namesrvAddr=127.0.0.1:9876
+brokerIP1=127.0.0.1
+listenPort=10911
+storePathRootDir=./store
+autoCreateTopicEnable=true
+autoCreateSubscriptionGroup=true
+";
+
+struct Args {
+    config: Option<PathBuf>,
+    standalone: bool,
+}
+
+fn parse_args() -> anyhow::Result<Option<Args>> {
     let mut args = std::env::args().skip(1);
-    let mut config = None;
+    let mut parsed = Args { config: None, standalone: false };
     while let Some(a) = args.next() {
         match a.as_str() {
-            "-c" | "--configFile" => config = Some(PathBuf::from(args.next().context("-c needs a file")?)),
+            "-c" | "--configFile" => parsed.config = Some(PathBuf::from(args.next().context("-c needs a file")?)),
+            "--standalone" => parsed.standalone = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -25,7 +54,10 @@ fn parse_args() -> anyhow::Result<Option<PathBuf>> {
             other => anyhow::bail!("unknown argument {other:?}\n\n{USAGE}"),
         }
     }
-    config.map(Some).context(USAGE)
+    if parsed.config.is_none() && !parsed.standalone {
+        anyhow::bail!("{USAGE}");
+    }
+    Ok(Some(parsed))
 }
 
 fn main() -> ExitCode {
@@ -44,15 +76,22 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    let Some(path) = parse_args()? else { return Ok(()) };
-    let loaded = BrokerConfig::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let Some(args) = parse_args()? else { return Ok(()) };
+    let loaded = match &args.config {
+        Some(path) => BrokerConfig::load(path).with_context(|| format!("loading {}", path.display()))?,
+        None => BrokerConfig::from_properties_str(STANDALONE_PROPERTIES).context("the built-in standalone settings")?,
+    };
     loaded.warn_unknown();
     let config = loaded.config;
-    if config.namesrv_addrs.is_empty() {
+    if config.namesrv_addrs.is_empty() && !args.standalone {
         tracing::warn!("namesrvAddr is not set: clients cannot find this broker through a name server");
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async {
+        let name_server = match args.standalone {
+            true => Some(start_embedded_name_server(&config).await?),
+            false => None,
+        };
         let broker = Broker::start(config).await?;
         tracing::info!(
             store = %broker.inner.config.store_path_root_dir.display(),
@@ -65,6 +104,27 @@ fn run() -> anyhow::Result<()> {
             _ = term.recv() => {}
         }
         tracing::info!("Shutting down.");
-        broker.shutdown().await
+        let result = broker.shutdown().await;
+        if let Some(ns) = name_server {
+            ns.shutdown();
+        }
+        result
     })
+}
+
+/// The single-node mode's name server: bound to the first `namesrvAddr` entry (default
+/// 127.0.0.1:9876), its KV file next to the store.
+async fn start_embedded_name_server(config: &BrokerConfig) -> anyhow::Result<namesrv::NameServer> {
+    let first = config.namesrv_addrs.first().cloned().unwrap_or_else(|| "127.0.0.1:9876".to_owned());
+    let (host, port) =
+        first.rsplit_once(':').with_context(|| format!("namesrvAddr entry {first:?} is not host:port"))?;
+    let ns_config = NamesrvConfig {
+        listen_port: port.parse().with_context(|| format!("namesrvAddr entry {first:?} has no valid port"))?,
+        bind_address: host.to_owned(),
+        kv_config_path: config.store_path_root_dir.join("namesrv").join("kvConfig.json"),
+        ..NamesrvConfig::default()
+    };
+    let ns = namesrv::start(ns_config).await.context("starting the embedded name server")?;
+    tracing::info!(addr = %ns.local_addr(), "Name server listening (single-node mode)");
+    Ok(ns)
 }
