@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::command::{FLAG_ONEWAY, FLAG_RESPONSE};
 use super::server::write_frames;
@@ -45,6 +45,8 @@ struct ClientConn {
     tx: mpsc::Sender<(Bytes, Bytes)>,
     pending: Pending,
     closed: Arc<AtomicBool>,
+    /// Stops the reader; with it gone and the connection out of the map, the writer ends too.
+    shutdown: Arc<Notify>,
 }
 
 struct Inner {
@@ -105,9 +107,12 @@ impl Client {
         conn.tx.send((head, request.body)).await.map_err(|_| Error::ConnectionClosed { addr: addr.to_owned() })
     }
 
-    /// Closes the connection to `addr`, if one is open.
+    /// Closes the connection to `addr`, if one is open (requests waiting on it fail).
     pub fn close(&self, addr: &str) {
-        lock(&self.0.conns).remove(addr);
+        if let Some(c) = lock(&self.0.conns).remove(addr) {
+            c.closed.store(true, Ordering::Release);
+            c.shutdown.notify_one();
+        }
     }
 
     async fn connection(&self, addr: &str) -> Result<Arc<ClientConn>, Error> {
@@ -140,6 +145,7 @@ impl Client {
             tx: tx.clone(),
             pending: Arc::new(Mutex::new(HashMap::new())),
             closed: Arc::new(AtomicBool::new(false)),
+            shutdown: Arc::new(Notify::new()),
         });
         conns.insert(addr.to_owned(), conn.clone());
         drop(conns);
@@ -149,6 +155,7 @@ impl Client {
             addr.to_owned(),
             conn.pending.clone(),
             conn.closed.clone(),
+            conn.shutdown.clone(),
             tx,
             self.0.options.clone(),
             Arc::downgrade(&self.0),
@@ -162,6 +169,7 @@ async fn read_responses(
     addr: String,
     pending: Pending,
     closed: Arc<AtomicBool>,
+    shutdown: Arc<Notify>,
     tx: mpsc::Sender<(Bytes, Bytes)>,
     options: ClientOptions,
     client: std::sync::Weak<Inner>,
@@ -201,7 +209,11 @@ async fn read_responses(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }
-        match reader.read_buf(&mut buf).await {
+        let read = tokio::select! {
+            r = reader.read_buf(&mut buf) => r,
+            _ = shutdown.notified() => break,
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }

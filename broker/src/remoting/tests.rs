@@ -218,3 +218,29 @@ async fn limits_close_connections_and_spare_others() {
     let n = tokio::time::timeout(Duration::from_secs(5), holder.read_to_end(&mut sink)).await.unwrap().unwrap();
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn closing_a_client_connection_closes_the_socket() {
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl Handler for Count {
+        async fn handle(&self, _conn: Connection, _request: RemotingCommand) -> Option<RemotingCommand> {
+            Some(RemotingCommand::response(0))
+        }
+        fn connection_closed(&self, _conn: &Connection) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let handler = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+    let server = Server::bind("127.0.0.1:0", ServerLimits::default(), handler.clone()).await.unwrap();
+    let addr = server.local_addr().to_string();
+    let client = Client::default();
+    client.invoke(&addr, RemotingCommand::request(1), Duration::from_secs(5)).await.unwrap();
+    client.close(&addr);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while handler.0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the server never saw the connection close");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The next request opens a new connection.
+    client.invoke(&addr, RemotingCommand::request(2), Duration::from_secs(5)).await.unwrap();
+}
