@@ -1,3 +1,5 @@
+//! Message ids, route and heartbeat JSON, properties and topic names.
+
 use super::body::*;
 use super::message_id::*;
 use super::*;

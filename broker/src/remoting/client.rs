@@ -150,22 +150,22 @@ impl Client {
         conns.insert(addr.to_owned(), conn.clone());
         drop(conns);
         tokio::spawn(write_frames(writer, rx));
-        tokio::spawn(read_responses(
-            reader,
-            addr.to_owned(),
-            conn.pending.clone(),
-            conn.closed.clone(),
-            conn.shutdown.clone(),
+        let reader_state = ReaderState {
+            addr: addr.to_owned(),
+            pending: conn.pending.clone(),
+            closed: conn.closed.clone(),
+            shutdown: conn.shutdown.clone(),
             tx,
-            self.0.options.clone(),
-            Arc::downgrade(&self.0),
-        ));
+            options: self.0.options.clone(),
+            client: Arc::downgrade(&self.0),
+        };
+        tokio::spawn(read_responses(reader, reader_state));
         Ok(conn)
     }
 }
 
-async fn read_responses(
-    mut reader: tokio::net::tcp::OwnedReadHalf,
+/// What a connection's reader task owns besides the socket.
+struct ReaderState {
     addr: String,
     pending: Pending,
     closed: Arc<AtomicBool>,
@@ -173,7 +173,10 @@ async fn read_responses(
     tx: mpsc::Sender<(Bytes, Bytes)>,
     options: ClientOptions,
     client: std::sync::Weak<Inner>,
-) {
+}
+
+async fn read_responses(mut reader: tokio::net::tcp::OwnedReadHalf, state: ReaderState) {
+    let ReaderState { addr, pending, closed, shutdown, tx, options, client } = state;
     let decoder = FrameDecoder { frame_bytes_max: options.frame_bytes_max };
     let mut buf = BytesMut::with_capacity(64 * 1024);
     'read: loop {

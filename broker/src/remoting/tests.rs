@@ -1,3 +1,5 @@
+//! Frames, header encodings, limits and the server/client pair, over real sockets.
+
 use std::sync::Arc;
 use std::time::Duration;
 
