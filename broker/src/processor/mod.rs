@@ -30,6 +30,8 @@ pub mod retry;
 pub mod send;
 pub mod topics;
 pub mod transaction;
+#[cfg(test)]
+mod tests_delay_tx;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

@@ -225,7 +225,11 @@ pub async fn send_message(
         prepared_transaction_offset: 0,
     };
 
-    let half = get_prop(&props, PROPERTY_TRAN_MSG).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    // A retried message that still carries TRAN_MSG (old clients resend committed messages) is not a
+    // new half message: 4.9.4 exempts reconsumed messages with a delay level.
+    let delayed = get_prop(&props, PROPERTY_DELAY).and_then(|v| v.trim().parse::<i64>().ok()).is_some_and(|l| l > 0);
+    let half = get_prop(&props, PROPERTY_TRAN_MSG).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        && !(h.reconsume_times > 0 && delayed);
     if half {
         // A transactional half message: kept in the half topic until committed.
         set_prop(&mut props, PROPERTY_REAL_TOPIC, msg.topic.clone());
