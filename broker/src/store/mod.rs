@@ -293,40 +293,51 @@ impl MessageStore {
             return result;
         }
         let log_min = inner.commit_log.min_offset();
-        let units = cq.units(offset, READ_SCAN_UNITS_MAX.min((max - offset) as usize));
-        let (mut bytes, mut removed, mut next) = (0usize, false, offset);
-        for (i, u) in units.iter().enumerate() {
-            let at = offset + i as u64;
-            if u.is_pad() {
-                next = at + 1;
-                continue;
-            }
-            if u.physical_offset < log_min || u.size <= 0 {
-                removed = true;
-                next = at + 1;
-                continue;
-            }
-            if let Some(keep) = filter
-                && !keep(u.tags_code)
-            {
-                next = at + 1;
-                continue;
-            }
-            let size = u.size as usize;
-            if !result.messages.is_empty() && bytes + size > max_bytes {
+        // Units are decoded in windows a little larger than what is asked, so a pull of 32 from a
+        // deep backlog does not decode thousands; filtered-out units extend the scan up to
+        // READ_SCAN_UNITS_MAX.
+        let scan_max = READ_SCAN_UNITS_MAX.min((max - offset) as usize);
+        let window = max_count.saturating_mul(2).clamp(64, READ_SCAN_UNITS_MAX);
+        let (mut bytes, mut removed, mut next, mut scanned) = (0usize, false, offset, 0usize);
+        'scan: while scanned < scan_max {
+            let units = cq.units(offset + scanned as u64, window.min(scan_max - scanned));
+            if units.is_empty() {
                 break;
             }
-            match inner.commit_log.read(u.physical_offset, size) {
-                Some(b) => {
-                    bytes += size;
-                    result.messages.push(b);
-                    result.queue_offsets.push(at);
+            for u in &units {
+                let at = offset + scanned as u64;
+                scanned += 1;
+                if u.is_pad() {
+                    next = at + 1;
+                    continue;
                 }
-                None => removed = true,
-            }
-            next = at + 1;
-            if result.messages.len() >= max_count {
-                break;
+                if u.physical_offset < log_min || u.size <= 0 {
+                    removed = true;
+                    next = at + 1;
+                    continue;
+                }
+                if let Some(keep) = filter
+                    && !keep(u.tags_code)
+                {
+                    next = at + 1;
+                    continue;
+                }
+                let size = u.size as usize;
+                if !result.messages.is_empty() && bytes + size > max_bytes {
+                    break 'scan;
+                }
+                match inner.commit_log.read(u.physical_offset, size) {
+                    Some(b) => {
+                        bytes += size;
+                        result.messages.push(b);
+                        result.queue_offsets.push(at);
+                    }
+                    None => removed = true,
+                }
+                next = at + 1;
+                if result.messages.len() >= max_count {
+                    break 'scan;
+                }
             }
         }
         result.next_begin_offset = next;
