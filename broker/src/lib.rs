@@ -1,5 +1,5 @@
-//! The core of the broker: configuration and the message store (remoting, name server and
-//! processors follow in their own modules).
+//! The core of the broker: configuration, the message store, the remoting protocol, the name
+//! server and the broker's processors.
 //!
 //! # Limits
 //!
@@ -16,7 +16,15 @@
 //!
 //! * [`config`]: `broker.properties` parsed into typed settings.
 //! * [`store`]: CommitLog, ConsumeQueue, IndexFile, flush, recovery, retention, metadata files.
+//! * [`remoting`]: RocketMQ's frames and headers, a server and a client.
+//! * [`protocol`]: request and response codes, header fields, JSON bodies, message ids.
+//! * [`namesrv`]: the name server.
+//! * [`processor`]: the broker's request processors and background services.
+//! * [`filter`]: tag and SQL92 subscriptions.
+//! * [`client`]: our native client (routes, producer, pull), used by the tools.
+//! * [`admin`]: the `mqadmin` commands and their output.
 
+pub mod admin;
 pub mod client;
 pub mod config;
 pub mod filter;
