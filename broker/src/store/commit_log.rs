@@ -390,6 +390,11 @@ impl CommitLog {
     }
 
     /// All files, oldest first.
+    /// The file appends go to now.
+    pub(crate) fn last_file(&self) -> Option<Arc<MappedFile>> {
+        self.files.read().unwrap_or_else(|p| p.into_inner()).last().cloned()
+    }
+
     pub(crate) fn files(&self) -> Vec<Arc<MappedFile>> {
         self.files.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -180,6 +180,23 @@ impl MappedFile {
         self.wrote() == self.size_bytes
     }
 
+    /// Whether appends copy into the mapping (and so fault pages in as they go).
+    pub fn writes_through_map(&self) -> bool {
+        self.write_mode == WriteMode::Map
+    }
+
+    /// Brings `[from, from + len)` (clamped to the file) into the page cache and the page tables
+    /// ahead of the writer, so an append's copy does not stop to allocate and zero fresh pages
+    /// (`MADV_POPULATE_READ`: nothing is dirtied). A kernel without it just returns an error.
+    pub fn prefault(&self, from: usize, len: usize) -> io::Result<()> {
+        let start = from / PAGE_BYTES * PAGE_BYTES;
+        let end = from.saturating_add(len).min(self.size_bytes);
+        if start >= end {
+            return Ok(());
+        }
+        self.map.advise_range(memmap2::Advice::PopulateRead, start, end - start)
+    }
+
     /// Appends `data` at the write position and publishes it. Returns the position it was
     /// written at, or `None` (nothing written) when it does not fit.
     ///
