@@ -1,6 +1,7 @@
 //! The integration tests: real programs started as processes, plus the tidy checks.
 
 mod bad_input;
+mod mqadmin;
 mod mqbroker;
 mod native;
 mod support;

@@ -254,6 +254,10 @@ pub struct BrokerConfig {
     pub long_polling_enable: bool,
     /// `shortPollingTimeMills`, ms, default 1,000: how long a pull waits when long polling is off.
     pub short_polling_time_ms: u64,
+    /// `enablePropertyFilter`, default false (as 4.9.4): whether SQL92 subscriptions are served.
+    pub enable_property_filter: bool,
+    /// `flushConsumerOffsetInterval`, ms, default 5,000: how often consumer offsets are persisted.
+    pub flush_consumer_offset_interval_ms: u64,
 
     // --- replication (HA) ---
     /// `slaveReadEnable`, default false: whether consumers may be sent to a slave.
@@ -416,6 +420,8 @@ impl BrokerConfig {
             pull_message_thread_pool_nums: 16 + cpus * 2,
             long_polling_enable: true,
             short_polling_time_ms: 1_000,
+            enable_property_filter: false,
+            flush_consumer_offset_interval_ms: 5_000,
             slave_read_enable: false,
             slave_timeout_ms: 3_000,
             ha_master_address: None,
@@ -852,6 +858,8 @@ key_table! {
     "longPollingEnable" => long_polling_enable: boolean, show;
     "shortPollingTimeMills" => short_polling_time_ms: int, show;
     "slaveReadEnable" => slave_read_enable: boolean, show;
+    "enablePropertyFilter" => enable_property_filter: boolean, show;
+    "flushConsumerOffsetInterval" => flush_consumer_offset_interval_ms: int, show;
     "slaveTimeout" => slave_timeout_ms: int, show;
     "haMasterAddress" => ha_master_address: trimmed_opt, show_opt;
     "haListenPort" => ha_listen_port: int_opt, show_opt;

@@ -309,8 +309,9 @@ fn member(conn: &Connection, req: &RemotingCommand, client_id: &str) -> Member {
 }
 
 /// HEART_BEAT (34).
-pub fn heartbeat(broker: &BrokerInner, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand> {
+pub async fn heartbeat(broker: &BrokerInner, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand> {
     let hb: HeartbeatData = body::parse(&req.body).map_err(Error::Body)?;
+    let generation = broker.topics.generation();
     for data in &hb.consumer_data_set {
         let Some(group_config) = broker.groups.find_or_create(&data.group_name) else {
             continue;
@@ -334,6 +335,7 @@ pub fn heartbeat(broker: &BrokerInner, conn: &Connection, req: &RemotingCommand)
     for p in &hb.producer_data_set {
         broker.clients.register_producer(&p.group_name, member(conn, req, &hb.client_id));
     }
+    broker.register_if_topics_changed(generation).await;
     Ok(ok())
 }
 
@@ -377,7 +379,7 @@ pub fn consumer_list(broker: &BrokerInner, req: &RemotingCommand) -> Result<Remo
 }
 
 /// CHECK_CLIENT_CONFIG (46): is this (SQL92) subscription acceptable?
-pub fn check_client_config(req: &RemotingCommand) -> Result<RemotingCommand> {
+pub fn check_client_config(broker: &BrokerInner, req: &RemotingCommand) -> Result<RemotingCommand> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct CheckClientRequestBody {
@@ -386,8 +388,11 @@ pub fn check_client_config(req: &RemotingCommand) -> Result<RemotingCommand> {
     }
     let body: CheckClientRequestBody = body::parse(&req.body).map_err(Error::Body)?;
     if let Some(s) = body.subscription_data {
-        Subscription::parse(s.expression_type.as_deref(), &s.sub_string)
+        let parsed = Subscription::parse(s.expression_type.as_deref(), &s.sub_string)
             .map_err(|e| Error::SubscriptionParseFailed(format!("{e}")))?;
+        if matches!(parsed, Subscription::Sql(_)) && !broker.config.enable_property_filter {
+            return Err(Error::System("The broker does not support consumer to filter message by SQL92".into()));
+        }
     }
     Ok(ok())
 }

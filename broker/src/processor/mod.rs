@@ -28,10 +28,10 @@ pub mod pull;
 pub mod query;
 pub mod retry;
 pub mod send;
-pub mod topics;
-pub mod transaction;
 #[cfg(test)]
 mod tests_delay_tx;
+pub mod topics;
+pub mod transaction;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -163,6 +163,14 @@ impl BrokerInner {
         accepted
     }
 
+    /// Registers now if the topic table moved past `generation`: 4.9.4 registers before it answers
+    /// the request that created a topic, so the client's next route lookup finds it.
+    pub async fn register_if_topics_changed(&self, generation: u64) {
+        if self.topics.generation() != generation {
+            self.register_with_name_servers().await;
+        }
+    }
+
     async fn unregister_from_name_servers(&self) {
         for ns in &self.config.namesrv_addrs {
             let req = RemotingCommand::request(request::UNREGISTER_BROKER)
@@ -209,10 +217,10 @@ impl Handler for NativeDoor {
                 send::send_message(b, &conn, &req).await
             }
             request::PULL_MESSAGE if !self.vip => pull::pull_message(b, &req).await,
-            request::HEART_BEAT => clients::heartbeat(b, &conn, &req),
+            request::HEART_BEAT => clients::heartbeat(b, &conn, &req).await,
             request::UNREGISTER_CLIENT => clients::unregister_client(b, &conn, &req),
             request::GET_CONSUMER_LIST_BY_GROUP => clients::consumer_list(b, &req),
-            request::CHECK_CLIENT_CONFIG => clients::check_client_config(&req),
+            request::CHECK_CLIENT_CONFIG => clients::check_client_config(b, &req),
             request::QUERY_CONSUMER_OFFSET => offsets::query_consumer_offset(b, &req),
             request::UPDATE_CONSUMER_OFFSET => offsets::update_consumer_offset(b, &req),
             request::GET_MAX_OFFSET => offsets::max_offset(b, &req),
@@ -386,14 +394,15 @@ async fn register_loop(broker: Arc<BrokerInner>) {
     }
 }
 
-/// Every second: persist offsets every 5 s (`flushConsumerOffsetInterval`), expire silent clients
+/// Every second: persist offsets every `flushConsumerOffsetInterval` (5 s), expire silent clients
 /// every 10 s.
 async fn housekeeping(broker: Arc<BrokerInner>) {
     let mut tick: u64 = 0;
+    let offsets_every_s = (broker.config.flush_consumer_offset_interval_ms / 1000).max(1);
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         tick += 1;
-        if tick.is_multiple_of(5) {
+        if tick.is_multiple_of(offsets_every_s) {
             let b = broker.clone();
             let _ = tokio::task::spawn_blocking(move || b.persist_offsets()).await;
         }

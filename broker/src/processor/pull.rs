@@ -138,6 +138,9 @@ pub async fn pull_message(broker: &Arc<BrokerInner>, req: &RemotingCommand) -> R
         sub.filter
     };
 
+    if matches!(*filter, Subscription::Sql(_)) && !broker.config.enable_property_filter {
+        return Err(Error::System("The broker does not support consumer to filter message by SQL92".into()));
+    }
     if h.sys_flag & FLAG_COMMIT_OFFSET != 0 && h.commit_offset >= 0 && broker.role() != Role::Slave {
         broker.commit_offset(&h.group, &h.topic, h.queue_id, h.commit_offset);
     }

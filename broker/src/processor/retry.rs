@@ -26,6 +26,7 @@ pub async fn send_back(broker: &Arc<BrokerInner>, conn: &Connection, req: &Remot
     let origin_topic: Option<String> = req.optional("originTopic")?;
     let max_header: Option<i32> = req.optional("maxReconsumeTimes")?;
     let _ = conn;
+    let generation = broker.topics.generation();
 
     if broker.role() == Role::Slave {
         return Err(Error::ServiceNotAvailable("the broker is a slave and does not accept messages".into()));
@@ -95,6 +96,7 @@ pub async fn send_back(broker: &Arc<BrokerInner>, conn: &Connection, req: &Remot
         tracing::info!(group, reconsume_times, "message moved to the dead-letter queue");
     }
     put(broker, vec![msg]).await?;
+    broker.register_if_topics_changed(generation).await;
     Ok(ok())
 }
 

@@ -27,6 +27,7 @@ const PROPERTY_TRAN_MSG: &str = "TRAN_MSG";
 const PROPERTY_DELAY: &str = "DELAY";
 const PROPERTY_REAL_TOPIC: &str = "REAL_TOPIC";
 const PROPERTY_REAL_QID: &str = "REAL_QID";
+const PROPERTY_UNIQ_KEY: &str = "UNIQ_KEY";
 /// A batch body item's fixed part: totalSize, magic, bodyCRC, flag, bodyLen.
 const BATCH_ITEM_FIXED_BYTES: usize = 20;
 /// Version ordinal of 3.4.9: newer clients' maxReconsumeTimes header is honoured.
@@ -178,10 +179,19 @@ pub async fn send_message(
     conn: &Connection,
     req: &RemotingCommand,
 ) -> Result<RemotingCommand> {
-    let mut h = SendHeader::decode(req)?;
-    if h.batch {
-        return send_batch(broker, conn, req, h).await;
-    }
+    let h = SendHeader::decode(req)?;
+    let generation = broker.topics.generation();
+    let result = if h.batch { send_batch(broker, conn, req, h).await } else { send_one(broker, conn, req, h).await };
+    broker.register_if_topics_changed(generation).await;
+    result
+}
+
+async fn send_one(
+    broker: &Arc<BrokerInner>,
+    conn: &Connection,
+    req: &RemotingCommand,
+    mut h: SendHeader,
+) -> Result<RemotingCommand> {
     let mut tc = check_and_create_topic(broker, &h)?;
     let mut props = broker_properties(broker, &h.properties);
     let mut queue_id = if h.queue_id < 0 { pick_queue(tc.write_queue_nums) } else { h.queue_id as u32 };
@@ -258,7 +268,7 @@ async fn send_batch(
     }
     let tc = check_and_create_topic(broker, &h)?;
     let queue_id = if h.queue_id < 0 { pick_queue(tc.write_queue_nums) } else { h.queue_id as u32 };
-    let batch_props = encode(&broker_properties(broker, &h.properties));
+    let batch_props_list = broker_properties(broker, &h.properties);
     let mut sys_flag = h.sys_flag;
     if tc.topic_filter_type == TopicFilterType::MultiTag {
         sys_flag |= SYS_FLAG_MULTI_TAGS;
@@ -273,11 +283,19 @@ async fn send_batch(
         if properties.contains(&format!("{PROPERTY_DELAY}\u{1}")) {
             return Err(Error::MessageIllegal("batch messages do not support delay levels".into()));
         }
-        if !batch_props.is_empty() {
+        // The request's properties (CLUSTER, WAIT...) go on every item, as 4.9.4 appends them; but
+        // never over a key the item has (the Rust client puts a UNIQ_KEY on the batch itself, and
+        // readers keep the last value of a repeated key).
+        let extra: Vec<(&str, &str)> = batch_props_list
+            .iter()
+            .filter(|(k, _)| k != PROPERTY_UNIQ_KEY && protocol::property(&properties, k).is_none())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if !extra.is_empty() {
             if !properties.is_empty() && !properties.ends_with('\u{2}') {
                 properties.push('\u{2}');
             }
-            properties.push_str(&batch_props);
+            properties.push_str(&protocol::encode_properties(extra));
         }
         batch.push(MessageInput {
             topic: h.topic.clone(),

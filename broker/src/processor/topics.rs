@@ -3,6 +3,7 @@
 //! name servers.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::Notify;
@@ -37,6 +38,8 @@ pub struct Topics {
     meta: Arc<MetadataFiles>,
     /// Woken when the table changes, so the broker re-registers with the name servers at once.
     pub changed: Arc<Notify>,
+    /// Counts changes: a request that created a topic sees it move and registers before answering.
+    generation: AtomicU64,
 }
 
 impl Topics {
@@ -54,7 +57,8 @@ impl Topics {
                 added = true;
             }
         }
-        let topics = Topics { table: RwLock::new(table), meta, changed: Arc::new(Notify::new()) };
+        let topics =
+            Topics { table: RwLock::new(table), meta, changed: Arc::new(Notify::new()), generation: AtomicU64::new(0) };
         if added {
             topics.persist();
         }
@@ -154,8 +158,14 @@ impl Topics {
         created
     }
 
+    /// A number that changes whenever a topic is created, changed or removed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Writes `topics.json` (new data version).
     pub fn persist(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let snapshot: Vec<Arc<TopicConfig>> =
             self.table.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         {
