@@ -1,3 +1,5 @@
+//! The client without a broker: batch and pull bodies, header fields, ids, the histogram-free parts.
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
