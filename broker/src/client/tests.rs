@@ -1,4 +1,4 @@
-//! The client without a broker: batch and pull bodies, header fields, ids, the histogram-free parts.
+//! The client without a broker: batch and pull bodies, header fields, message ids.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
