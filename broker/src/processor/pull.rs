@@ -119,13 +119,12 @@ pub async fn pull_message(broker: &Arc<BrokerInner>, req: &RemotingCommand) -> R
             Error::SubscriptionParseFailed(format!("parse the consumer's subscription[{expr}] failed: {e}"))
         })?)
     } else {
-        let Some(present) = broker.clients.with_group(&h.group, |_| ()) else {
+        if broker.clients.with_group(&h.group, |_| ()).is_none() {
             return Err(Error::SubscriptionNotExist(format!(
                 "the consumer's group info not exist, group: {}",
                 h.group
             )));
-        };
-        let () = present;
+        }
         let Some(sub) = broker.clients.subscription(&h.group, &h.topic) else {
             return Err(Error::SubscriptionNotExist(format!(
                 "the consumer's subscription not exist, topic: {}",

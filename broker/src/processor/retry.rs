@@ -18,14 +18,18 @@ const PROPERTY_UNIQ_KEY: &str = "UNIQ_KEY";
 /// Version ordinal of 3.4.9: newer clients' maxReconsumeTimes header is honoured.
 const VERSION_3_4_9: i32 = 121;
 
-pub async fn send_back(broker: &Arc<BrokerInner>, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand> {
+/// `originTopic` is not read: the stored message names its topic, and `RETRY_TOPIC` keeps the
+/// first one across retries.
+pub async fn send_back(
+    broker: &Arc<BrokerInner>,
+    _conn: &Connection,
+    req: &RemotingCommand,
+) -> Result<RemotingCommand> {
     let offset: i64 = req.required("offset")?;
     let group: String = req.required("group")?;
     let delay_level: i32 = req.required("delayLevel")?;
     let origin_msg_id: Option<String> = req.optional("originMsgId")?;
-    let origin_topic: Option<String> = req.optional("originTopic")?;
     let max_header: Option<i32> = req.optional("maxReconsumeTimes")?;
-    let _ = conn;
     let generation = broker.topics.generation();
 
     if broker.role() == Role::Slave {
@@ -53,7 +57,6 @@ pub async fn send_back(broker: &Arc<BrokerInner>, conn: &Connection, req: &Remot
     if !props.iter().any(|(k, _)| k == PROPERTY_RETRY_TOPIC) {
         props.push((PROPERTY_RETRY_TOPIC.to_owned(), rec.topic.to_owned()));
     }
-    let _ = origin_topic;
     let mut max_times = gc.retry_max_times;
     if req.version >= VERSION_3_4_9
         && let Some(m) = max_header
