@@ -75,34 +75,11 @@ pub fn dlq_topic(group: &str) -> String {
     format!("{DLQ_GROUP_TOPIC_PREFIX}{group}")
 }
 
-/// Message properties (`key\x01value\x02...`), parsed as 4.9.4 does: a trailing separator is
-/// allowed, entries with an empty key or value are dropped.
+/// Message properties (`key\x01value\x02...`) as owned pairs, parsed as 4.9.4 does: a trailing
+/// separator is allowed, entries with an empty key or value are dropped. Lookups and encoding
+/// are the store's ([`property`], [`encode_properties`]): the wire and the CommitLog carry one format.
 pub fn parse_properties(text: &str) -> Vec<(String, String)> {
-    text.split('\u{2}')
-        .filter_map(|item| item.split_once('\u{1}'))
-        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    crate::store::format::properties(text).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
-/// Looks one property up without building a map.
-pub fn property<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.split('\u{2}').filter_map(|item| item.split_once('\u{1}')).find(|(k, _)| *k == key).map(|(_, v)| v)
-}
-
-/// Encodes properties the way 4.9.2+ Java does (no trailing separator).
-pub fn encode_properties<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut out = String::new();
-    for (k, v) in props {
-        if k.is_empty() || v.is_empty() {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push('\u{2}');
-        }
-        out.push_str(k);
-        out.push('\u{1}');
-        out.push_str(v);
-    }
-    out
-}
+pub use crate::store::format::{encode_properties, property};

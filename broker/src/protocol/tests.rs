@@ -13,7 +13,11 @@ fn offset_msg_id_round_trips() {
     for bad in ["", "XYZ", "0A01", "0A01020300002A9F000000123456789AFF"] {
         assert_eq!(decode_offset_msg_id(bad), None, "{bad}");
     }
-    assert_eq!(new_unique_id("127.0.0.1".parse().unwrap()).len(), 32);
+    let ids = UniqueIds::new("127.0.0.1".parse().unwrap());
+    let (a, b) = (ids.next(), ids.next());
+    assert_eq!(a.len(), 32);
+    assert!(a.starts_with("7F000001"));
+    assert_ne!(a, b);
 }
 
 #[test]

@@ -477,10 +477,14 @@ pub fn property<'a>(encoded: &'a str, key: &str) -> Option<&'a str> {
     properties(encoded).find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
-/// Encodes pairs as 4.9.4 does (no trailing separator).
+/// Encodes pairs as 4.9.4 does (no trailing separator); pairs with an empty key or value are
+/// left out, since a reader would drop them anyway.
 pub fn encode_properties<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut out = String::new();
     for (k, v) in pairs {
+        if k.is_empty() || v.is_empty() {
+            continue;
+        }
         if !out.is_empty() {
             out.push(PROPERTY_SEPARATOR);
         }
