@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::error::{Error, Result};
-use super::send::{apply_delay, put};
+use super::send::{apply_delay, pick_queue, put};
 use super::{BrokerInner, Role, ok};
 use crate::protocol::{self, Headers, PERM_READ, PERM_WRITE, dlq_topic, retry_topic};
 use crate::remoting::{Connection, RemotingCommand};
@@ -76,7 +76,7 @@ pub async fn send_back(
         let level = if delay_level == 0 { 3 + reconsume_times } else { delay_level };
         props.retain(|(k, _)| k != PROPERTY_DELAY);
         props.push((PROPERTY_DELAY.to_owned(), level.to_string()));
-        let queue = (rand_index() % tc.write_queue_nums.max(1) as u64) as u32;
+        let queue = pick_queue(tc.write_queue_nums);
         (retry, queue)
     };
     // The first id of a message that is retried again and again.
@@ -101,10 +101,4 @@ pub async fn send_back(
     put(broker, vec![msg]).await?;
     broker.register_if_topics_changed(generation).await;
     Ok(ok())
-}
-
-fn rand_index() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }

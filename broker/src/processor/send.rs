@@ -280,7 +280,7 @@ async fn send_batch(
     let mut batch = Vec::with_capacity(items.len());
     for item in items {
         let mut properties = item.properties;
-        if properties.contains(&format!("{PROPERTY_DELAY}\u{1}")) {
+        if protocol::property(&properties, PROPERTY_DELAY).is_some() {
             return Err(Error::MessageIllegal("batch messages do not support delay levels".into()));
         }
         // The request's properties (CLUSTER, WAIT...) go on every item, as 4.9.4 appends them; but
@@ -387,7 +387,8 @@ fn send_response(broker: &BrokerInner, result: &PutResult, queue_id: u32) -> Rem
         .with_field("TRACE_ON", "true")
 }
 
-fn pick_queue(queues: u32) -> u32 {
+/// A queue for a request that left the choice to the broker (queueId < 0): round robin.
+pub(crate) fn pick_queue(queues: u32) -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed) % queues.max(1)
