@@ -463,20 +463,7 @@ impl BrokerConfig {
     ///
     /// As [`BrokerConfig::load`].
     pub fn load_for(path: &Path, host: &HostDefaults) -> Result<Loaded, ConfigError> {
-        let io_error = |source| ConfigError::Io { path: path.to_owned(), source };
-        let bytes_max = PROPERTIES_FILE_BYTES_MAX as u64;
-        let file = File::open(path).map_err(io_error)?;
-        let len = file.metadata().map_err(io_error)?.len();
-        if len > bytes_max {
-            return Err(ConfigError::TooLarge { bytes: len, bytes_max });
-        }
-        let mut bytes = Vec::new();
-        // The file may grow between the check and the read: read one byte past the limit at most.
-        file.take(bytes_max + 1).read_to_end(&mut bytes).map_err(io_error)?;
-        if bytes.len() as u64 > bytes_max {
-            return Err(ConfigError::TooLarge { bytes: bytes.len() as u64, bytes_max });
-        }
-        BrokerConfig::from_properties_str_for(&decode_text(bytes), host)
+        BrokerConfig::from_properties_str_for(&read_properties_file(path)?, host)
     }
 
     /// Parses `.properties` text over this machine's defaults and validates the result.
@@ -767,6 +754,29 @@ impl BrokerConfig {
 }
 
 /// Text from file bytes: UTF-8 without a leading BOM, else ISO-8859-1 as Java reads it.
+/// Reads a `.properties` file of at most [`PROPERTIES_FILE_BYTES_MAX`] (checked before reading)
+/// as text: UTF-8 (a BOM is skipped), anything else as ISO-8859-1, as Java reads a stream.
+///
+/// # Errors
+///
+/// [`ConfigError::Io`] if the file cannot be read, [`ConfigError::TooLarge`] over the limit.
+pub fn read_properties_file(path: &Path) -> Result<String, ConfigError> {
+    let io_error = |source| ConfigError::Io { path: path.to_owned(), source };
+    let bytes_max = PROPERTIES_FILE_BYTES_MAX as u64;
+    let file = File::open(path).map_err(io_error)?;
+    let len = file.metadata().map_err(io_error)?.len();
+    if len > bytes_max {
+        return Err(ConfigError::TooLarge { bytes: len, bytes_max });
+    }
+    let mut bytes = Vec::new();
+    // The file may grow between the check and the read: read one byte past the limit at most.
+    file.take(bytes_max + 1).read_to_end(&mut bytes).map_err(io_error)?;
+    if bytes.len() as u64 > bytes_max {
+        return Err(ConfigError::TooLarge { bytes: bytes.len() as u64, bytes_max });
+    }
+    Ok(decode_text(bytes))
+}
+
 fn decode_text(bytes: Vec<u8>) -> String {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     match std::str::from_utf8(body) {

@@ -3,12 +3,10 @@
 //! `NamesrvConfig`, `bindAddress` from 5.x's `NettyServerConfig`).
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::config::ConfigError;
-use crate::config::properties::{self, PROPERTIES_FILE_BYTES_MAX};
+use crate::config::properties;
 
 /// The name server's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,28 +99,10 @@ impl NamesrvConfig {
     /// # Errors
     ///
     /// [`ConfigError::Io`] if the file cannot be read, [`ConfigError::TooLarge`] over
-    /// [`PROPERTIES_FILE_BYTES_MAX`] (checked before reading), and what
+    /// [`properties::PROPERTIES_FILE_BYTES_MAX`] (checked before reading), and what
     /// [`NamesrvConfig::from_properties_str`] returns.
     pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-        let io_error = |source| ConfigError::Io { path: path.to_owned(), source };
-        let bytes_max = PROPERTIES_FILE_BYTES_MAX as u64;
-        let file = File::open(path).map_err(io_error)?;
-        let len = file.metadata().map_err(io_error)?.len();
-        if len > bytes_max {
-            return Err(ConfigError::TooLarge { bytes: len, bytes_max });
-        }
-        let mut bytes = Vec::new();
-        file.take(bytes_max + 1).read_to_end(&mut bytes).map_err(io_error)?;
-        if bytes.len() as u64 > bytes_max {
-            return Err(ConfigError::TooLarge { bytes: bytes.len() as u64, bytes_max });
-        }
-        // UTF-8 (a BOM is skipped); anything else is read as ISO-8859-1, as Java reads a stream.
-        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        let text = match std::str::from_utf8(body) {
-            Ok(text) => text.to_owned(),
-            Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
-        };
-        NamesrvConfig::from_properties_str(&text)
+        NamesrvConfig::from_properties_str(&crate::config::read_properties_file(path)?)
     }
 
     /// Parses `.properties` text over the defaults; the last of duplicate keys wins.
