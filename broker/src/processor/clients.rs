@@ -309,9 +309,8 @@ fn member(conn: &Connection, req: &RemotingCommand, client_id: &str) -> Member {
 }
 
 /// HEART_BEAT (34).
-pub async fn heartbeat(broker: &BrokerInner, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand> {
+pub fn heartbeat(broker: &BrokerInner, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand> {
     let hb: HeartbeatData = body::parse(&req.body).map_err(Error::Body)?;
-    let generation = broker.topics.generation();
     for data in &hb.consumer_data_set {
         let Some(group_config) = broker.groups.find_or_create(&data.group_name) else {
             continue;
@@ -335,7 +334,6 @@ pub async fn heartbeat(broker: &BrokerInner, conn: &Connection, req: &RemotingCo
     for p in &hb.producer_data_set {
         broker.clients.register_producer(&p.group_name, member(conn, req, &hb.client_id));
     }
-    broker.register_if_topics_changed(generation).await;
     Ok(ok())
 }
 

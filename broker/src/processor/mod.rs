@@ -212,12 +212,15 @@ struct NativeDoor {
 impl Handler for NativeDoor {
     async fn handle(&self, conn: Connection, req: RemotingCommand) -> Option<RemotingCommand> {
         let b = &self.broker;
+        // Whatever created a topic (a send, a heartbeat's retry topic, a send-back's DLQ, an admin
+        // request) registers before it answers, so the client's next route lookup finds the topic.
+        let generation = b.topics.generation();
         let result = match req.code {
             request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
                 send::send_message(b, &conn, &req).await
             }
             request::PULL_MESSAGE if !self.vip => pull::pull_message(b, &req).await,
-            request::HEART_BEAT => clients::heartbeat(b, &conn, &req).await,
+            request::HEART_BEAT => clients::heartbeat(b, &conn, &req),
             request::UNREGISTER_CLIENT => clients::unregister_client(b, &conn, &req),
             request::GET_CONSUMER_LIST_BY_GROUP => clients::consumer_list(b, &req),
             request::CHECK_CLIENT_CONFIG => clients::check_client_config(b, &req),
@@ -243,6 +246,7 @@ impl Handler for NativeDoor {
                 }
             },
         };
+        b.register_if_topics_changed(generation).await;
         Some(result.unwrap_or_else(|e| {
             tracing::debug!(code = req.code, peer = %conn.peer(), error = %e, "request failed");
             e.into_response()

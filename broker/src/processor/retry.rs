@@ -30,7 +30,6 @@ pub async fn send_back(
     let delay_level: i32 = req.required("delayLevel")?;
     let origin_msg_id: Option<String> = req.optional("originMsgId")?;
     let max_header: Option<i32> = req.optional("maxReconsumeTimes")?;
-    let generation = broker.topics.generation();
 
     if broker.role() == Role::Slave {
         return Err(Error::ServiceNotAvailable("the broker is a slave and does not accept messages".into()));
@@ -99,6 +98,5 @@ pub async fn send_back(
         tracing::info!(group, reconsume_times, "message moved to the dead-letter queue");
     }
     put(broker, vec![msg]).await?;
-    broker.register_if_topics_changed(generation).await;
     Ok(ok())
 }

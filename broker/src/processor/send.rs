@@ -180,10 +180,7 @@ pub async fn send_message(
     req: &RemotingCommand,
 ) -> Result<RemotingCommand> {
     let h = SendHeader::decode(req)?;
-    let generation = broker.topics.generation();
-    let result = if h.batch { send_batch(broker, conn, req, h).await } else { send_one(broker, conn, req, h).await };
-    broker.register_if_topics_changed(generation).await;
-    result
+    if h.batch { send_batch(broker, conn, req, h).await } else { send_one(broker, conn, req, h).await }
 }
 
 async fn send_one(
