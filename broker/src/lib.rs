@@ -23,12 +23,17 @@
 //! * [`filter`]: tag and SQL92 subscriptions.
 //! * [`client`]: our native client (routes, producer, pull), used by the tools.
 //! * [`admin`]: the `mqadmin` commands and their output.
+//! * [`plugin`]: the Wasm plugin host (filters, routers, transaction checkers).
 
 pub mod admin;
 pub mod client;
 pub mod config;
 pub mod filter;
+pub mod ha;
+pub mod messaging;
+pub mod metrics;
 pub mod namesrv;
+pub mod plugin;
 pub mod processor;
 pub mod protocol;
 pub mod remoting;

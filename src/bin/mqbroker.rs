@@ -5,6 +5,10 @@
 //! `mqbroker --standalone [-c file]` is the single-node development mode: a name server and a
 //! broker in one process, the name server on the first `namesrvAddr` entry (127.0.0.1:9876 by
 //! default), the store under `./store`, settings from `-c` or else the built-in standalone ones.
+//!
+//! Both modes serve the HTTP door (`gateway-http`: REST publish/consume, admin, plugins, health,
+//! `/metrics`) on `httpListenPort` (8080; 0 turns it off). The program creates the one metrics
+//! registry and passes it to the broker and the door.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +16,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use broker::config::BrokerConfig;
 use broker::namesrv::{self, NamesrvConfig};
+use broker::messaging::local::LocalMessaging;
+use broker::metrics::{Metrics, Protocol};
 use broker::processor::Broker;
+use std::sync::Arc;
 
 const USAGE: &str = "usage: mqbroker -c <broker.properties>
        mqbroker --standalone [-c <broker.properties>]
@@ -92,7 +99,9 @@ fn run() -> anyhow::Result<()> {
             true => Some(start_embedded_name_server(&config).await?),
             false => None,
         };
-        let broker = Broker::start(config).await?;
+        let metrics = Arc::new(Metrics::new(prometheus::Registry::new()).context("registering the metrics")?);
+        let broker = Broker::start_with_metrics(config, metrics.clone()).await?;
+        let http = start_http_door(&broker, metrics).await?;
         tracing::info!(
             store = %broker.inner.config.store_path_root_dir.display(),
             commit_log_max_offset = broker.inner.store.commit_log_max_offset(),
@@ -104,6 +113,9 @@ fn run() -> anyhow::Result<()> {
             _ = term.recv() => {}
         }
         tracing::info!("Shutting down.");
+        if let Some(h) = &http {
+            h.shutdown();
+        }
         let result = broker.shutdown().await;
         if let Some(ns) = name_server {
             ns.shutdown();
@@ -127,4 +139,22 @@ async fn start_embedded_name_server(config: &BrokerConfig) -> anyhow::Result<nam
     let ns = namesrv::start(ns_config).await.context("starting the embedded name server")?;
     tracing::info!(addr = %ns.local_addr(), "Name server listening (single-node mode)");
     Ok(ns)
+}
+
+/// The HTTP door on `httpListenPort` (on `bindAddress`, every interface by default), unless 0.
+async fn start_http_door(broker: &Broker, metrics: Arc<Metrics>) -> anyhow::Result<Option<gateway_http::HttpServer>> {
+    let config = &broker.inner.config;
+    if config.http_listen_port == 0 {
+        return Ok(None);
+    }
+    let messaging = LocalMessaging::new(broker.inner.clone(), Protocol::Http).context("loading the receipt-handle key")?;
+    let plugins: Arc<dyn gateway_http::PluginAdmin> =
+        Arc::new(broker::plugin::Plugins::open(&config.store_path_root_dir, config.plugin_dir.as_deref()));
+    let host = config.bind_address.clone().unwrap_or_else(|| "0.0.0.0".to_owned());
+    let addr = format!("{host}:{}", config.http_listen_port);
+    let server = gateway_http::serve(&addr, Arc::new(messaging), metrics, Some(plugins), gateway_http::Limits::default())
+        .await
+        .with_context(|| format!("starting the HTTP door on {addr}"))?;
+    tracing::info!(addr = %server.local_addr(), "HTTP door listening");
+    Ok(Some(server))
 }

@@ -4,13 +4,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use broker::namesrv::{self, NamesrvConfig};
 
 const USAGE: &str = "usage: mqnamesrv [-c <namesrv.properties>]\n\n\
 Starts a name server. Keys: listenPort (9876), bindAddress (0.0.0.0), kvConfigPath\n\
 (~/namesrv/kvConfig.json), orderMessageEnable, brokerExpiredMillis (120000),\n\
-scanNotActiveBrokerInterval (10000), serverChannelMaxIdleTimeSeconds (120).";
+scanNotActiveBrokerInterval (10000), serverChannelMaxIdleTimeSeconds (120), httpListenPort\n\
+(0 = off; serves /metrics and /livez).";
 
 enum Args {
     Run(Option<PathBuf>),
@@ -62,8 +65,13 @@ fn run() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async {
         let kv = config.kv_config_path.clone();
+        let (http_port, bind) = (config.http_listen_port, config.bind_address.clone());
         let server = namesrv::start(config).await?;
         tracing::info!(kv_config = %kv.display(), "Name server listening on {}", server.local_addr());
+        let _metrics_port = match http_port {
+            0 => None,
+            port => Some(start_metrics(&server, &bind, port).await?),
+        };
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
         tokio::select! {
@@ -77,4 +85,41 @@ fn run() -> anyhow::Result<()> {
     // Open connections are dropped with the runtime.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
+}
+
+/// The name server's metrics on its own small HTTP port: brokers and topics known, per cluster.
+async fn start_metrics(
+    server: &namesrv::NameServer,
+    bind: &str,
+    port: u16,
+) -> anyhow::Result<gateway_http::HttpServer> {
+    let registry = prometheus::Registry::new();
+    let brokers = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new("rocketmq_namesrv_brokers", "Live brokers registered, by cluster."),
+        &["cluster"],
+    )?;
+    let topics = prometheus::IntGauge::new("rocketmq_namesrv_topics", "Topics with a route.")?;
+    registry.register(Box::new(brokers.clone()))?;
+    registry.register(Box::new(topics.clone()))?;
+    let metrics = Arc::new(broker::metrics::Metrics::new(registry)?);
+    let processor = Arc::downgrade(server.processor());
+    metrics.on_scrape(move || {
+        let Some(p) = processor.upgrade() else { return };
+        let routes = p.routes();
+        let info = routes.cluster_info();
+        brokers.reset();
+        for (cluster, names) in &info.cluster_addr_table {
+            let live: usize = names
+                .iter()
+                .filter_map(|n| info.broker_addr_table.get(n))
+                .map(|b| b.broker_addrs.len())
+                .sum();
+            brokers.with_label_values(&[cluster.as_str()]).set(live as i64);
+        }
+        topics.set(routes.topics().topic_list.len() as i64);
+    });
+    let addr = format!("{bind}:{port}");
+    let http = gateway_http::serve_metrics(&addr, metrics).await.with_context(|| format!("binding {addr}"))?;
+    tracing::info!(addr = %http.local_addr(), "Name server metrics on /metrics");
+    Ok(http)
 }

@@ -1,6 +1,9 @@
 //! The integration tests: real programs started as processes, plus the tidy checks.
 
 mod bad_input;
+mod ha;
+mod http;
+mod metrics;
 mod mqadmin;
 mod mqbroker;
 mod native;

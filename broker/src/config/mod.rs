@@ -167,6 +167,10 @@ pub struct BrokerConfig {
     pub broker_ip1: Option<String>,
     /// `brokerIP2`, default none (same as `brokerIP1`): the address slaves replicate from. Trimmed.
     pub broker_ip2: Option<String>,
+    /// `bindAddress` (RocketMQ 5's key), default none, meaning every interface (`0.0.0.0`): the IP
+    /// the listen, VIP and HA ports bind to, so several brokers can share a host on 127.0.0.x.
+    /// Trimmed.
+    pub bind_address: Option<String>,
 
     // --- store paths and file sizes ---
     /// `storePathRootDir`, default `~/store` (`$HOME/store`).
@@ -262,6 +266,9 @@ pub struct BrokerConfig {
     // --- replication (HA) ---
     /// `slaveReadEnable`, default false: whether consumers may be sent to a slave.
     pub slave_read_enable: bool,
+    /// `accessMessageInMemoryMaxRatio`, percent of RAM, default 40: with `slaveReadEnable`, a pull
+    /// further behind the CommitLog end than this share of memory is told to go to the slave.
+    pub access_message_in_memory_max_ratio: u32,
     /// `slaveTimeout`, ms, default 3,000: a SYNC_MASTER send waits this long for a slave.
     pub slave_timeout_ms: u64,
     /// `haMasterAddress`, `host:port` of the master's HA port, default none (learned from the name
@@ -386,6 +393,7 @@ impl BrokerConfig {
             listen_port: 10911,
             broker_ip1: None,
             broker_ip2: None,
+            bind_address: None,
             store_path_root_dir: host.home_dir.join("store"),
             store_path_commit_log: None,
             mapped_file_size_commit_log_bytes: 1024 * 1024 * 1024,
@@ -423,6 +431,7 @@ impl BrokerConfig {
             enable_property_filter: false,
             flush_consumer_offset_interval_ms: 5_000,
             slave_read_enable: false,
+            access_message_in_memory_max_ratio: 40,
             slave_timeout_ms: 3_000,
             ha_master_address: None,
             ha_listen_port: None,
@@ -564,6 +573,11 @@ impl BrokerConfig {
                 addrs
             }
         };
+        if let Some(addr) = &self.bind_address
+            && addr.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(invalid("bindAddress", addr, "an IP address such as 0.0.0.0 or 127.0.0.2"));
+        }
         for (key, addr) in [("brokerIP1", &self.broker_ip1), ("brokerIP2", &self.broker_ip2)] {
             if let Some(addr) = addr
                 && (addr.is_empty() || addr.contains(char::is_whitespace))
@@ -833,6 +847,7 @@ key_table! {
     "listenPort" => listen_port: int, show;
     "brokerIP1" => broker_ip1: trimmed_opt, show_opt;
     "brokerIP2" => broker_ip2: trimmed_opt, show_opt;
+    "bindAddress" => bind_address: trimmed_opt, show_opt;
     "storePathRootDir" => store_path_root_dir: path, show_path;
     "storePathCommitLog" => store_path_commit_log: path_opt, show_path_opt;
     "mappedFileSizeCommitLog" => mapped_file_size_commit_log_bytes: int, show;
@@ -868,6 +883,7 @@ key_table! {
     "longPollingEnable" => long_polling_enable: boolean, show;
     "shortPollingTimeMills" => short_polling_time_ms: int, show;
     "slaveReadEnable" => slave_read_enable: boolean, show;
+    "accessMessageInMemoryMaxRatio" => access_message_in_memory_max_ratio: int, show;
     "enablePropertyFilter" => enable_property_filter: boolean, show;
     "flushConsumerOffsetInterval" => flush_consumer_offset_interval_ms: int, show;
     "slaveTimeout" => slave_timeout_ms: int, show;

@@ -28,6 +28,9 @@ pub struct NamesrvConfig {
     pub scan_not_active_broker_interval_ms: u64,
     /// `serverChannelMaxIdleTimeSeconds`, default 120 s: a connection silent this long is closed.
     pub server_channel_max_idle_time_s: u64,
+    /// `httpListenPort` (not in RocketMQ), default 0 (off): a small HTTP port on `bindAddress`
+    /// serving `/metrics` (Prometheus) and `/livez`.
+    pub http_listen_port: u16,
 }
 
 /// A parsed config and the keys that were not recognised.
@@ -65,9 +68,10 @@ impl LoadedConfig {
 }
 
 /// The keys [`NamesrvConfig`] reads, in the order [`NamesrvConfig::to_properties`] writes them.
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 8] = [
     "bindAddress",
     "brokerExpiredMillis",
+    "httpListenPort",
     "kvConfigPath",
     "listenPort",
     "orderMessageEnable",
@@ -89,6 +93,7 @@ impl Default for NamesrvConfig {
             broker_expired_ms: 120_000,
             scan_not_active_broker_interval_ms: 10_000,
             server_channel_max_idle_time_s: 120,
+            http_listen_port: 0,
         }
     }
 }
@@ -134,6 +139,7 @@ impl NamesrvConfig {
         let value = value.trim();
         match key {
             "listenPort" => self.listen_port = number(key, value, 0, u64::from(u16::MAX))? as u16,
+            "httpListenPort" => self.http_listen_port = number(key, value, 0, u64::from(u16::MAX))? as u16,
             "bindAddress" => {
                 if value.is_empty() {
                     return Err(invalid(key, value, "a host name or IP address"));
@@ -165,6 +171,7 @@ impl NamesrvConfig {
             let value = match key {
                 "bindAddress" => self.bind_address.clone(),
                 "brokerExpiredMillis" => self.broker_expired_ms.to_string(),
+                "httpListenPort" => self.http_listen_port.to_string(),
                 "kvConfigPath" => self.kv_config_path.display().to_string(),
                 "listenPort" => self.listen_port.to_string(),
                 "orderMessageEnable" => self.order_message_enable.to_string(),

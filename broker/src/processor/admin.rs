@@ -435,6 +435,28 @@ pub fn runtime_info(broker: &Arc<BrokerInner>) -> BTreeMap<String, String> {
     put("dispatchBehindBytes", max.saturating_sub(broker.store.dispatched_offset()).to_string());
     put("commitLogMinOffset", min.to_string());
     put("commitLogMaxOffset", max.to_string());
+    // Replication (our keys; 4.9.4 shows none): the master's view of its slaves, or the slave's
+    // view of its master.
+    if let Some(master) = &broker.ha_master {
+        let slaves = master.slaves();
+        put("haConnectedSlaves", slaves.iter().filter(|s| s.acked_offset.is_some()).count().to_string());
+        put("haSlaveAckOffset", master.acked_offset().to_string());
+        if let Some(lag) = master.lag_bytes() {
+            put("haSlaveLagBytes", lag.to_string());
+        }
+        let addrs: Vec<String> = slaves.iter().map(|s| s.addr.to_string()).collect();
+        put("haSlaveAddrs", addrs.join(","));
+    }
+    if let Some(slave) = &broker.ha_slave {
+        let st = slave.status();
+        put("haMasterAddress", st.master_ha_addr.unwrap_or_default());
+        put("haConnected", st.connected.to_string());
+        put("haReplicaOffset", st.replica_offset.to_string());
+        put("haMasterOffsetSeen", st.master_seen_offset.to_string());
+        put("haSlaveLagBytes", st.master_seen_offset.saturating_sub(st.replica_offset).to_string());
+        let master = broker.master_addr.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        put("masterAddr", master.unwrap_or_default());
+    }
     let earliest = broker
         .store
         .message_at(min)

@@ -17,6 +17,9 @@
 //! | `delay.rs` | the schedule service (delay levels) |
 //! | `transaction.rs` | END_TRANSACTION and the check-back service |
 //! | `admin.rs` | the admin codes of mqadmin, the dashboard and the exporter |
+//! | `plugins.rs` | the plugin admin codes (deploy, list, describe, bind, unbind, remove, logs) and the plugin hooks |
+//! | `pop.rs` | POP_MESSAGE, ACK_MESSAGE, CHANGE_MESSAGE_INVISIBLETIME (RocketMQ 5 pop consumption) |
+//! | `slave_sync.rs` | a slave copying topics, offsets, delay offsets and groups from its master |
 
 pub mod admin;
 pub mod clients;
@@ -24,10 +27,13 @@ pub mod delay;
 pub mod error;
 pub mod locks;
 pub mod offsets;
+pub mod plugins;
+pub mod pop;
 pub mod pull;
 pub mod query;
 pub mod retry;
 pub mod send;
+pub mod slave_sync;
 #[cfg(test)]
 mod tests_delay_tx;
 pub mod topics;
@@ -41,6 +47,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::config::{BrokerConfig, BrokerRole};
+use crate::ha;
 use crate::protocol::body::{self, RegisterBrokerBody};
 use crate::protocol::{request, response};
 use crate::remoting::{self, Connection, Handler, RemotingCommand, Server, ServerLimits};
@@ -70,7 +77,13 @@ impl Stats {
 /// Everything the processors share.
 pub struct BrokerInner {
     pub config: BrokerConfig,
-    pub store: MessageStore,
+    pub store: Arc<MessageStore>,
+    /// Replication: the master side (SYNC/ASYNC_MASTER) or the slave side (SLAVE).
+    pub ha_master: Option<Arc<ha::Master>>,
+    pub ha_slave: Option<Arc<ha::Slave>>,
+    /// The master's `ip:port` as the name server announced it (slaves only): where the metadata
+    /// sync pulls from.
+    pub master_addr: Mutex<Option<String>>,
     pub meta: Arc<MetadataFiles>,
     pub topics: topics::Topics,
     pub groups: clients::Groups,
@@ -78,6 +91,12 @@ pub struct BrokerInner {
     pub pulls: Arc<pull::PullWaiters>,
     pub locks: locks::QueueLocks,
     pub transactions: transaction::Transactions,
+    /// Pop consumption: leases per group and queue (`pop.rs`).
+    pub pops: pop::PopState,
+    /// The process's metrics (an injected registry).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Wasm plugins: deployments, bindings and the hooks of pull, send and the check loop.
+    pub plugins: crate::plugin::Plugins,
     /// `brokerIP1:listenPort`: the address clients use and the store host in every record.
     pub store_host: SocketAddr,
     /// `brokerIP2:haPort`.
@@ -92,6 +111,8 @@ pub struct BrokerInner {
     pub started_ms: i64,
     offsets_dirty: AtomicBool,
     stopping: AtomicBool,
+    /// Some name server accepted a registration (for readiness).
+    registered: AtomicBool,
 }
 
 pub(crate) fn ok() -> RemotingCommand {
@@ -121,6 +142,12 @@ impl BrokerInner {
     pub fn commit_offset(&self, group: &str, topic: &str, queue_id: u32, offset: i64) {
         self.meta.consumer_offsets().commit(topic, group, queue_id, offset);
         self.offsets_dirty.store(true, Ordering::Release);
+    }
+
+    /// Persists the consumer offsets now, changed or not.
+    pub fn persist_offsets_now(&self) {
+        self.offsets_dirty.store(true, Ordering::Release);
+        self.persist_offsets();
     }
 
     pub fn persist_offsets(&self) {
@@ -153,7 +180,11 @@ impl BrokerInner {
                 .with_body(body.clone());
             let timeout = Duration::from_millis(self.config.register_broker_timeout_ms.max(1000));
             match self.client.invoke(ns, req, timeout).await {
-                Ok(r) if r.code == response::SUCCESS => accepted += 1,
+                Ok(r) if r.code == response::SUCCESS => {
+                    accepted += 1;
+                    self.registered.store(true, Ordering::Release);
+                    self.learn_master(&r);
+                }
                 Ok(r) => {
                     tracing::warn!(namesrv = %ns, code = r.code, remark = ?r.remark, "name server refused the registration")
                 }
@@ -161,6 +192,24 @@ impl BrokerInner {
             }
         }
         accepted
+    }
+
+    /// A slave learns its master's addresses from the registration answer (`masterAddr`,
+    /// `haServerAddr`), as 4.9.4 slaves do.
+    fn learn_master(&self, answer: &RemotingCommand) {
+        if self.role() != Role::Slave {
+            return;
+        }
+        let master = answer.field("masterAddr").filter(|a| !a.is_empty()).map(str::to_owned);
+        let ha = answer.field("haServerAddr").filter(|a| !a.is_empty()).map(str::to_owned);
+        if let Some(slave) = &self.ha_slave
+            && ha.is_some()
+        {
+            slave.set_master_ha_addr(ha);
+        }
+        if master.is_some() {
+            *self.master_addr.lock().unwrap_or_else(|p| p.into_inner()) = master;
+        }
     }
 
     /// Registers now if the topic table moved past `generation`: 4.9.4 registers before it answers
@@ -182,6 +231,11 @@ impl BrokerInner {
                 tracing::warn!(namesrv = %ns, error = %e, "could not unregister from the name server");
             }
         }
+    }
+
+    /// Whether some name server ever accepted this broker's registration.
+    pub fn registered_once(&self) -> bool {
+        self.registered.load(Ordering::Acquire)
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -215,6 +269,7 @@ impl Handler for NativeDoor {
         // Whatever created a topic (a send, a heartbeat's retry topic, a send-back's DLQ, an admin
         // request) registers before it answers, so the client's next route lookup finds the topic.
         let generation = b.topics.generation();
+        let began = Instant::now();
         let result = match req.code {
             request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
                 send::send_message(b, &conn, &req).await
@@ -236,6 +291,13 @@ impl Handler for NativeDoor {
             request::UNLOCK_BATCH_MQ => locks::unlock_batch(b, &req),
             request::CONSUMER_SEND_MSG_BACK => retry::send_back(b, &conn, &req).await,
             request::END_TRANSACTION => transaction::end_transaction(b, &conn, &req).await,
+            request::POP_MESSAGE => pop::pop_message(b, &req).await,
+            request::ACK_MESSAGE => pop::ack_message(b, &req),
+            request::CHANGE_MESSAGE_INVISIBLETIME => pop::change_invisible_time(b, &req),
+            request::PLUGIN_DEPLOY..=request::PLUGIN_LOGS => match plugins::handle(b, &req).await {
+                Some(r) => r,
+                None => Err(Error::System(format!("plugin request code {} not supported", req.code))),
+            },
             code => match admin::handle(b, &conn, &req).await {
                 Some(r) => r,
                 None => {
@@ -247,10 +309,12 @@ impl Handler for NativeDoor {
             },
         };
         b.register_if_topics_changed(generation).await;
-        Some(result.unwrap_or_else(|e| {
+        let answer = result.unwrap_or_else(|e| {
             tracing::debug!(code = req.code, peer = %conn.peer(), error = %e, "request failed");
             e.into_response()
-        }))
+        });
+        record_request(b, req.code, answer.code, began.elapsed());
+        Some(answer)
     }
 
     fn connection_closed(&self, conn: &Connection) {
@@ -276,10 +340,19 @@ impl Broker {
     /// Opens the store, binds the ports, registers with the name servers and starts the
     /// background services. Must run inside a multi-threaded tokio runtime.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<Broker> {
+        Broker::start_with_metrics(config, crate::metrics::Metrics::unregistered()).await
+    }
+
+    /// [`Broker::start`] with the program's metrics (registered in its registry).
+    pub async fn start_with_metrics(
+        config: BrokerConfig,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> anyhow::Result<Broker> {
         let store_config = config.store_config();
         let root = store_config.root_dir.clone();
         let store = tokio::task::block_in_place(|| MessageStore::open(store_config))
             .with_context(|| format!("opening the store under {}", root.display()))?;
+        let store = Arc::new(store);
         let meta = Arc::new(MetadataFiles::open(root.join("config")).context("opening the metadata files")?);
         let ip: IpAddr = match &config.broker_ip1 {
             Some(ip) => ip.parse().with_context(|| format!("brokerIP1 {ip:?} is not an IP address"))?,
@@ -288,9 +361,36 @@ impl Broker {
         let store_host = SocketAddr::new(ip, config.listen_port);
         let ha_ip = config.broker_ip2.clone().unwrap_or_else(|| ip.to_string());
         let ha_addr = format!("{ha_ip}:{}", config.ha_port());
+        let (ha_master, ha_slave) = match config.broker_role {
+            Role::Slave => {
+                let limits = ha::SlaveLimits {
+                    heartbeat_interval_ms: config.ha_send_heartbeat_interval_ms,
+                    housekeeping_interval_ms: config.ha_housekeeping_interval_ms,
+                };
+                (None, Some(ha::Slave::new(store.clone(), limits, config.ha_master_address.clone())))
+            }
+            Role::SyncMaster | Role::AsyncMaster => {
+                let limits = ha::MasterLimits {
+                    transfer_batch_bytes: config.ha_transfer_batch_size_bytes,
+                    heartbeat_interval_ms: config.ha_send_heartbeat_interval_ms,
+                    housekeeping_interval_ms: config.ha_housekeeping_interval_ms,
+                    fallbehind_max_bytes: config.ha_slave_fallbehind_max_bytes,
+                };
+                (Some(ha::Master::new(store.clone(), limits)), None)
+            }
+        };
+        let bind_ip = config.bind_address.clone().unwrap_or_else(|| "0.0.0.0".to_owned());
         let pulls = Arc::new(pull::PullWaiters::default());
         let waiters = pulls.clone();
-        store.set_arrival_listener(move |topic, queue_id, _offset| waiters.arrived(topic, queue_id));
+        let pops = pop::PopState::load(&root.join("config"));
+        let pop_waiters = Arc::new(std::sync::OnceLock::<std::sync::Weak<BrokerInner>>::new());
+        let wake_pops = pop_waiters.clone();
+        store.set_arrival_listener(move |topic, queue_id, _offset| {
+            waiters.arrived(topic, queue_id);
+            if let Some(b) = wake_pops.get().and_then(std::sync::Weak::upgrade) {
+                b.pops.arrived(topic);
+            }
+        });
         let inner = Arc::new(BrokerInner {
             topics: topics::Topics::load(&config, meta.clone()),
             groups: clients::Groups::load(meta.clone(), config.auto_create_subscription_group),
@@ -298,6 +398,11 @@ impl Broker {
             pulls,
             locks: locks::QueueLocks::default(),
             transactions: transaction::Transactions::default(),
+            pops,
+            metrics,
+            plugins: tokio::task::block_in_place(|| {
+                crate::plugin::Plugins::open(&config.store_path_root_dir, config.plugin_dir.as_deref())
+            }),
             store_host,
             ha_addr,
             vip_addr: Mutex::new(None),
@@ -308,16 +413,20 @@ impl Broker {
             started_ms: crate::store::now_ms(),
             offsets_dirty: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
             store,
+            ha_master,
+            ha_slave,
+            master_addr: Mutex::new(None),
             meta,
             config,
         });
         let limits = ServerLimits::default();
-        let main_addr = format!("0.0.0.0:{}", inner.config.listen_port);
+        let main_addr = format!("{bind_ip}:{}", inner.config.listen_port);
         let main = Server::bind(&main_addr, limits, Arc::new(NativeDoor { broker: inner.clone(), vip: false }))
             .await
             .with_context(|| format!("binding the listen port {main_addr}"))?;
-        let vip_addr = format!("0.0.0.0:{}", inner.config.vip_port());
+        let vip_addr = format!("{bind_ip}:{}", inner.config.vip_port());
         let vip = match Server::bind(&vip_addr, limits, Arc::new(NativeDoor { broker: inner.clone(), vip: true })).await
         {
             Ok(s) => {
@@ -339,8 +448,22 @@ impl Broker {
             "Broker listening"
         );
         let mut tasks = Vec::new();
+        if let Some(master) = &inner.ha_master {
+            let ha_bind = format!("{bind_ip}:{}", inner.config.ha_port());
+            let listener =
+                ha::Master::bind(&ha_bind).await.with_context(|| format!("binding the HA port {ha_bind}"))?;
+            tracing::info!(ha = %ha_bind, "HA: waiting for slaves");
+            tasks.push(tokio::spawn(master.clone().serve(listener)));
+        }
+        if let Some(slave) = &inner.ha_slave {
+            tasks.push(tokio::spawn(slave.clone().run()));
+            tasks.push(tokio::spawn(slave_sync::run(inner.clone())));
+        }
         tasks.push(tokio::spawn(register_loop(inner.clone())));
         tasks.push(tokio::spawn(housekeeping(inner.clone())));
+        let _ = pop_waiters.set(Arc::downgrade(&inner));
+        tasks.extend(pop::start(&inner));
+        register_scrape_hooks(&inner);
         tasks.extend(delay::start(&inner));
         tasks.extend(transaction::start(&inner));
         Ok(Broker { inner, main, vip, tasks })
@@ -364,6 +487,7 @@ impl Broker {
         delay::persist(&self.inner);
         self.inner.offsets_dirty.store(true, Ordering::Release);
         self.inner.persist_offsets();
+        self.inner.pops.persist();
         self.inner.meta.persist_all().context("persisting the metadata files")?;
         let inner = self.inner.clone();
         tokio::task::block_in_place(|| inner.store.shutdown()).context("shutting the store down")?;
@@ -416,4 +540,61 @@ async fn housekeeping(broker: Arc<BrokerInner>) {
             }
         }
     }
+}
+
+/// Counts one answered native request by code (named for known codes, so labels stay bounded).
+fn record_request(broker: &BrokerInner, code: i32, response_code: i32, elapsed: Duration) {
+    let name = crate::protocol::codes::request_name(code);
+    let outcome = crate::metrics::response_name(response_code);
+    broker.metrics.record_request(crate::metrics::Protocol::Remoting, name, outcome, elapsed);
+    if matches!(code, request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE) {
+        broker.metrics.observe_send(crate::metrics::Protocol::Remoting, elapsed);
+    } else if code == request::PULL_MESSAGE {
+        broker.metrics.observe_pull(crate::metrics::Protocol::Remoting, elapsed);
+    }
+}
+
+/// Gauges read from the store and the consumer offsets at scrape time: store size, disk use,
+/// flushes, consumer lag and inflight messages.
+fn register_scrape_hooks(inner: &Arc<BrokerInner>) {
+    let weak = Arc::downgrade(inner);
+    let last_flush = Mutex::new((Duration::ZERO, 0u64));
+    inner.metrics.on_scrape(move || {
+        let Some(b) = weak.upgrade() else { return };
+        let m = &b.metrics;
+        let store = &b.store;
+        let commit_log = store.commit_log_max_offset().saturating_sub(store.commit_log_min_offset());
+        m.storage_size.with_label_values(&["commitlog"]).set(commit_log as i64);
+        if let Some(ratio) = crate::store::disk::used_ratio(&b.config.commit_log_dir()) {
+            m.disk_usage.set(ratio);
+        }
+        let (time, rounds) = (store.commit_log_flush_time(), store.commit_log_flush_rounds());
+        let mut last = last_flush.lock().unwrap_or_else(|e| e.into_inner());
+        m.add_flushes(time.saturating_sub(last.0).as_secs_f64(), rounds.saturating_sub(last.1));
+        *last = (time, rounds);
+        drop(last);
+        m.consumer_lag.reset();
+        let offsets: Vec<(String, String, u32, i64)> = {
+            let table = b.meta.consumer_offsets();
+            let mut v = Vec::new();
+            for (key, per_queue) in &table.offset_table {
+                // `topic@group`; a topic has no `@`, so the first one splits.
+                let Some((topic, group)) = key.split_once('@') else { continue };
+                v.extend(per_queue.iter().map(|(q, o)| (topic.to_owned(), group.to_owned(), *q, *o)));
+            }
+            v
+        };
+        let mut lag: std::collections::BTreeMap<(String, String), i64> = std::collections::BTreeMap::new();
+        for (topic, group, queue_id, offset) in offsets {
+            let behind = (store.max_offset(&topic, queue_id) as i64 - offset.max(0)).max(0);
+            *lag.entry((topic, group)).or_default() += behind;
+        }
+        for ((topic, group), n) in lag {
+            m.consumer_lag.with_label_values(&[m.topic_label(&topic), m.group_label(&group)]).add(n);
+        }
+        m.consumer_inflight.reset();
+        for (group, topic, n) in b.pops.inflight_all() {
+            m.consumer_inflight.with_label_values(&[m.topic_label(&topic), m.group_label(&group)]).add(n as i64);
+        }
+    });
 }

@@ -34,7 +34,7 @@ pub struct PullWaiters {
 }
 
 impl PullWaiters {
-    fn notify_for(&self, topic: &str, queue_id: u32) -> Arc<Notify> {
+    pub(crate) fn notify_for(&self, topic: &str, queue_id: u32) -> Arc<Notify> {
         let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = q.get(topic).and_then(|m| m.get(&queue_id)) {
             return n.clone();
@@ -149,6 +149,12 @@ pub async fn pull_message(broker: &Arc<BrokerInner>, req: &RemotingCommand) -> R
     let max_count = h.max_msg_nums.min(PULL_MESSAGES_MAX);
 
     let first = read(broker, &h, &filter, max_count);
+    if first.plugin_failed {
+        // The group's filter plugin could not decide: answer "nothing yet" at the same offset,
+        // after a pause, so the consumer neither skips messages nor spins.
+        tokio::time::sleep(Duration::from_millis(crate::plugin::limits::FILTER_FAILURE_HOLD_MS)).await;
+        return Ok(first.into_response());
+    }
     if first.code != response::PULL_NOT_FOUND || !suspend || hold_ms == 0 {
         return Ok(first.into_response());
     }
@@ -165,16 +171,20 @@ pub async fn pull_message(broker: &Arc<BrokerInner>, req: &RemotingCommand) -> R
 
 struct PullOutcome {
     code: i32,
+    /// `suggestWhichBrokerId`: where the client should pull this queue from next.
+    suggest_broker_id: u64,
     next_begin_offset: u64,
     min_offset: u64,
     max_offset: u64,
     body: Option<BytesMut>,
+    /// A filter plugin bound to the group could not decide the first message.
+    plugin_failed: bool,
 }
 
 impl PullOutcome {
     fn into_response(self) -> RemotingCommand {
         let mut r = RemotingCommand::response(self.code)
-            .with_field("suggestWhichBrokerId", 0)
+            .with_field("suggestWhichBrokerId", self.suggest_broker_id)
             .with_field("nextBeginOffset", self.next_begin_offset)
             .with_field("minOffset", self.min_offset)
             .with_field("maxOffset", self.max_offset);
@@ -203,29 +213,80 @@ fn read(broker: &BrokerInner, h: &PullHeader, filter: &Subscription, max_count: 
         GetStatus::OffsetOverflowBadly | GetStatus::OffsetTooSmall => response::PULL_OFFSET_MOVED,
     };
     let mut body = None;
+    let mut next_begin_offset = result.next_begin_offset;
+    let mut plugin_failed = false;
     if code == response::SUCCESS {
         let mut out = BytesMut::with_capacity(result.messages.iter().map(|m| m.len()).sum());
         let needs_props = matches!(filter, Subscription::Sql(_));
-        for m in &result.messages {
-            if needs_props && !matches_message(filter, m) {
-                continue;
+        if let Some(pf) = super::plugins::filter_pull(broker, &h.group, &h.topic, &result.messages) {
+            // Fail closed: never move the offset past a message the plugin could not decide.
+            if let Some(&stop) = result.queue_offsets.get(pf.decided) {
+                next_begin_offset = stop;
+                plugin_failed = pf.decided == 0;
             }
-            out.extend_from_slice(m);
+            out = super::plugins::filtered_body(&result.messages, &pf, |m| !needs_props || matches_message(filter, m));
+        } else {
+            for m in &result.messages {
+                if needs_props && !matches_message(filter, m) {
+                    continue;
+                }
+                out.extend_from_slice(m);
+            }
         }
-        if out.is_empty() {
+        if plugin_failed {
+            code = response::PULL_NOT_FOUND;
+        } else if out.is_empty() {
             code = response::PULL_RETRY_IMMEDIATELY;
         } else {
             broker.stats.record_get(result.messages.len() as u64);
+            let n = result.messages.len() as u64;
+            broker.metrics.record_out(crate::metrics::Protocol::Remoting, &h.topic, n, out.len() as u64);
             body = Some(out);
         }
     }
     PullOutcome {
         code,
-        next_begin_offset: result.next_begin_offset,
+        suggest_broker_id: suggest_broker_id(broker, &h.group, result.messages.last()),
+        next_begin_offset,
         min_offset: result.min_offset,
         max_offset: result.max_offset,
         body,
+        plugin_failed,
     }
+}
+
+/// 4.9.4's read-from-slave hint: with `slaveReadEnable`, a consumer whose last pulled message is
+/// further behind the CommitLog end than `accessMessageInMemoryMaxRatio` percent of RAM (no
+/// longer in the page cache) is sent to the group's `whichBrokerWhenConsumeSlowly` (1), else to
+/// its `brokerId` (0); without it, always to the master.
+fn suggest_broker_id(broker: &BrokerInner, group: &str, last: Option<&bytes::Bytes>) -> u64 {
+    if !broker.config.slave_read_enable {
+        return 0;
+    }
+    let config = broker.groups.get(group);
+    let (usual, slow) = config.map_or((0, 1), |g| (g.broker_id, g.which_broker_when_consume_slowly));
+    let Some(pulled) = last.and_then(|m| m.get(28..36)).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
+    else {
+        return usual;
+    };
+    let behind = broker.store.commit_log_max_offset().saturating_sub(pulled);
+    let in_memory = total_memory_bytes() / 100 * u64::from(broker.config.access_message_in_memory_max_ratio);
+    if behind > in_memory { slow } else { usual }
+}
+
+/// MemTotal from `/proc/meminfo`, read once (8 GiB when it cannot be read).
+fn total_memory_bytes() -> u64 {
+    static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| {
+                let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kib * 1024)
+            })
+            .unwrap_or(8 << 30)
+    })
 }
 
 /// The full filter (SQL92 over properties) on one stored record.

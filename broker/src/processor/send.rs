@@ -190,8 +190,15 @@ async fn send_one(
     mut h: SendHeader,
 ) -> Result<RemotingCommand> {
     let mut tc = check_and_create_topic(broker, &h)?;
+    let wait = waits_for_store(&h.properties);
     let mut props = broker_properties(broker, &h.properties);
     let mut queue_id = if h.queue_id < 0 { pick_queue(tc.write_queue_nums) } else { h.queue_id as u32 };
+    // A router plugin bound to the topic may move the message (`processor::plugins`).
+    if let Some((topic, routed, queue)) =
+        super::plugins::route_send(broker, &tc, queue_id, &h.properties, &req.body, h.born_timestamp)?
+    {
+        (h.topic, tc, queue_id) = (topic, routed, queue);
+    }
 
     // A consumer resending to %RETRY%group: past the group's limit it goes to the DLQ.
     if h.topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) {
@@ -249,7 +256,9 @@ async fn send_one(
         apply_delay(&mut msg, &mut props, broker.config.message_delay_level_ms.len());
     }
     msg.properties = encode(&props);
-    let result = put(broker, vec![msg]).await?;
+    let body_bytes = msg.body.len() as u64;
+    let result = put_replicated(broker, vec![msg], wait).await?;
+    broker.metrics.record_in(crate::metrics::Protocol::Remoting, &h.topic, 1, body_bytes);
     Ok(send_response(broker, &result, queue_id))
 }
 
@@ -264,6 +273,7 @@ async fn send_batch(
         return Err(Error::MessageIllegal("batch request does not support retry group topics".into()));
     }
     let tc = check_and_create_topic(broker, &h)?;
+    let wait = waits_for_store(&h.properties);
     let queue_id = if h.queue_id < 0 { pick_queue(tc.write_queue_nums) } else { h.queue_id as u32 };
     let batch_props_list = broker_properties(broker, &h.properties);
     let mut sys_flag = h.sys_flag;
@@ -308,7 +318,9 @@ async fn send_batch(
             prepared_transaction_offset: 0,
         });
     }
-    let result = put(broker, batch).await?;
+    let (count, body_bytes) = (batch.len() as u64, batch.iter().map(|m| m.body.len() as u64).sum());
+    let result = put_replicated(broker, batch, wait).await?;
+    broker.metrics.record_in(crate::metrics::Protocol::Remoting, &h.topic, count, body_bytes);
     Ok(send_response(broker, &result, queue_id))
 }
 
@@ -365,6 +377,34 @@ pub async fn put(broker: &Arc<BrokerInner>, batch: Vec<MessageInput>) -> Result<
     });
     let result = rx.await.map_err(|_| Error::System("the store dropped the put".into()))??;
     broker.stats.record_put(batch.len() as u64);
+    if let Some(master) = &broker.ha_master {
+        master.notify_appended();
+    }
+    Ok(result)
+}
+
+/// `WAIT` (`waitStoreMsgOK`): absent or anything but "false" means the producer waits for the
+/// store (and, under SYNC_MASTER, for the slave).
+fn waits_for_store(properties: &str) -> bool {
+    protocol::property(properties, PROPERTY_WAIT).is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"))
+}
+
+/// [`put`], then under SYNC_MASTER (and `wait`) the wait for a slave: a send is answered only
+/// once a slave has the message, or with FLUSH_SLAVE_TIMEOUT after `slaveTimeout`, or at once
+/// with SLAVE_NOT_AVAILABLE when no slave is fit. The message is stored in every case.
+pub async fn put_replicated(broker: &Arc<BrokerInner>, batch: Vec<MessageInput>, wait: bool) -> Result<PutResult> {
+    let mut result = put(broker, batch).await?;
+    if broker.role() == Role::SyncMaster
+        && wait
+        && let Some(master) = &broker.ha_master
+    {
+        let timeout = std::time::Duration::from_millis(broker.config.slave_timeout_ms);
+        match master.wait_replicated(result.appended.end_offset, timeout).await {
+            crate::ha::Replicated::Yes => {}
+            crate::ha::Replicated::TimedOut => result.status = PutStatus::FlushSlaveTimeout,
+            crate::ha::Replicated::SlaveNotAvailable => result.status = PutStatus::SlaveNotAvailable,
+        }
+    }
     Ok(result)
 }
 
@@ -372,6 +412,8 @@ fn send_response(broker: &BrokerInner, result: &PutResult, queue_id: u32) -> Rem
     let code = match result.status {
         PutStatus::Ok => response::SUCCESS,
         PutStatus::FlushDiskTimeout => response::FLUSH_DISK_TIMEOUT,
+        PutStatus::FlushSlaveTimeout => response::FLUSH_SLAVE_TIMEOUT,
+        PutStatus::SlaveNotAvailable => response::SLAVE_NOT_AVAILABLE,
     };
     let ids: Vec<String> =
         result.appended.messages.iter().map(|m| offset_msg_id(broker.store_host, m.physical_offset)).collect();

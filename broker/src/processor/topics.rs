@@ -90,6 +90,23 @@ impl Topics {
         self.changed.notify_one();
     }
 
+    /// A slave takes its master's whole topic table (4.9.4's `syncTopicConfig`); returns whether
+    /// anything changed.
+    pub fn replace_all(&self, table: std::collections::BTreeMap<String, TopicConfig>) -> bool {
+        let same = {
+            let current = self.table.read().unwrap_or_else(|e| e.into_inner());
+            current.len() == table.len() && table.iter().all(|(k, v)| current.get(k).is_some_and(|c| **c == *v))
+        };
+        if same {
+            return false;
+        }
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) =
+            table.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        self.persist();
+        self.changed.notify_one();
+        true
+    }
+
     /// Removes a topic; returns whether it existed.
     pub fn remove(&self, topic: &str) -> bool {
         let existed = self.table.write().unwrap_or_else(|e| e.into_inner()).remove(topic).is_some();

@@ -547,9 +547,44 @@ async fn examine(broker: &Arc<BrokerInner>, round: &Round, record: &[u8], half_o
         None if (0..round.timeout_ms).contains(&age_ms) => return Verdict::Stop,
         None => {}
     }
+    if let Some(commit) = rec.property(PROPERTY_PGROUP).and_then(|g| super::plugins::check_half(broker, &rec, g)) {
+        return resolve_by_plugin(broker, &rec, half_offset, commit).await;
+    }
     tx.set_checks(half_offset, checks + 1);
     send_check(broker, &rec, checks + 1);
     Verdict::Pending
+}
+
+/// Commits or rolls back a half message as the producer group's checker plugin decided, the way
+/// END_TRANSACTION would.
+async fn resolve_by_plugin(broker: &Arc<BrokerInner>, rec: &StoredRecord<'_>, half_offset: u64, commit: bool) -> Verdict {
+    let tx = &broker.transactions;
+    let offset = i64::try_from(rec.physical_offset).unwrap_or(i64::MAX);
+    let message = if commit {
+        match committed_message(broker, rec, offset) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(half_offset, error = %e, "the checker plugin committed a half message that cannot be committed");
+                return Verdict::Pending;
+            }
+        }
+    } else {
+        None
+    };
+    if !tx.claim(half_offset) {
+        return Verdict::Pending;
+    }
+    if let Some(m) = message
+        && let Err(e) = put(broker, vec![m]).await
+    {
+        tracing::warn!(half_offset, error = %e, "could not store the message the checker plugin committed");
+        tx.finish(half_offset, false);
+        return Verdict::Pending;
+    }
+    put_op(broker, half_offset).await;
+    tx.finish(half_offset, true);
+    tracing::debug!(half_offset, commit, "half message resolved by the checker plugin");
+    Verdict::Resolved
 }
 
 /// Moves a half message checked `transactionCheckMax` times (or older than the CommitLog's

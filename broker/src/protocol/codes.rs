@@ -106,6 +106,16 @@ pub mod request {
     pub const POLLING_INFO: i32 = 200055;
     pub const QUERY_ASSIGNMENT: i32 = 400;
     pub const SET_MESSAGE_REQUEST_MODE: i32 = 401;
+
+    // Wasm plugin administration (ours, `processor::plugins`). Apache RocketMQ's request codes
+    // stop well below 49000 apart from the 2000xx pop family, so 49001..=49007 cannot collide.
+    pub const PLUGIN_DEPLOY: i32 = 49001;
+    pub const PLUGIN_LIST: i32 = 49002;
+    pub const PLUGIN_DESCRIBE: i32 = 49003;
+    pub const PLUGIN_BIND: i32 = 49004;
+    pub const PLUGIN_UNBIND: i32 = 49005;
+    pub const PLUGIN_REMOVE: i32 = 49006;
+    pub const PLUGIN_LOGS: i32 = 49007;
 }
 
 /// Response codes.

@@ -327,6 +327,122 @@ impl CommitLog {
         Ok(file)
     }
 
+    /// Where a replica's next byte goes: the end of everything written, including a record that a
+    /// replication chunk cut in two (written but not yet published to readers).
+    pub(crate) fn written_offset(&self) -> u64 {
+        let files = self.files.read().unwrap_or_else(|p| p.into_inner());
+        files.last().map_or_else(|| self.max_offset(), |f| f.start_offset() + f.wrote() as u64)
+    }
+
+    /// Appends bytes copied from a master's CommitLog at exactly `offset` (which must be where this
+    /// log ends; an empty log may start at any file boundary), creating files at the master's
+    /// boundaries, then publishes every record that is now complete. Returns the new written end.
+    ///
+    /// # Errors
+    /// `ReplicaOffset` when `offset` does not continue the log; `Corrupt` when the bytes are not
+    /// records (nothing past the last good record is published then); I/O errors.
+    pub(crate) fn append_replica(&self, offset: u64, mut data: &[u8]) -> Result<u64> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let file_bytes = self.file_bytes as u64;
+        let empty = self.files.read().unwrap_or_else(|p| p.into_inner()).is_empty();
+        let end = self.written_offset();
+        let fits = if empty { offset.is_multiple_of(file_bytes) } else { offset == end };
+        if !fits {
+            return Err(Error::ReplicaOffset { expected: end, got: offset });
+        }
+        if empty {
+            self.max_offset.store(offset, Ordering::Release);
+            self.flushed_offset.store(offset, Ordering::Release);
+        }
+        let mut at = offset;
+        while !data.is_empty() {
+            let file = match self.last_file() {
+                Some(f) if at < f.start_offset() + file_bytes => f,
+                _ => self.create_file(at)?,
+            };
+            let rel = (at - file.start_offset()) as usize;
+            let n = data.len().min(self.file_bytes - rel);
+            if !file.append_at(rel, &data[..n]).map_err(Error::io(file.path()))? {
+                return Err(Error::ReplicaOffset { expected: file.start_offset() + file.wrote() as u64, got: at });
+            }
+            at += n as u64;
+            data = &data[n..];
+        }
+        self.publish_replicated()?;
+        Ok(at)
+    }
+
+    /// Moves the published end over every complete record (and every filler whose next file
+    /// exists) that replication has written.
+    fn publish_replicated(&self) -> Result<()> {
+        let file_bytes = self.file_bytes as u64;
+        let mut pos = self.max_offset().max(self.min_offset());
+        let mut newest_ts = None;
+        let result = loop {
+            let Some(file) = self.file_at(pos) else { break Ok(()) };
+            let rel = (pos - file.start_offset()) as usize;
+            let Some(head) = file.read(rel, 8) else { break Ok(()) };
+            let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            let magic = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+            if magic == format::BLANK_MAGIC {
+                let next = file.start_offset() + file_bytes;
+                if self.file_at(next).is_none() {
+                    break Ok(());
+                }
+                pos = next;
+                continue;
+            }
+            if magic != format::MESSAGE_MAGIC
+                || size < format::RECORD_FIXED_BYTES_V4
+                || size > self.file_bytes - rel
+            {
+                break Err(Error::Corrupt {
+                    file: file.path().to_path_buf(),
+                    offset: rel as u64,
+                    reason: "replicated bytes are not a record".into(),
+                });
+            }
+            let Some(bytes) = file.read(rel, size) else { break Ok(()) };
+            match format::scan_record(bytes, false) {
+                format::Scanned::Record(r) => {
+                    newest_ts = Some(r.store_timestamp);
+                    pos += size as u64;
+                }
+                _ => {
+                    break Err(Error::Corrupt {
+                        file: file.path().to_path_buf(),
+                        offset: rel as u64,
+                        reason: "replicated record does not parse".into(),
+                    });
+                }
+            }
+        };
+        if let Some(ts) = newest_ts {
+            self.last_store_timestamp.fetch_max(ts, Ordering::AcqRel);
+        }
+        self.max_offset.fetch_max(pos, Ordering::AcqRel);
+        result
+    }
+
+    /// Up to `bytes_max` published bytes from `offset`, never across a file end: what a master
+    /// sends its slave. `None` when no file holds `offset` (deleted, or not written yet).
+    pub(crate) fn read_for_transfer(&self, offset: u64, bytes_max: usize) -> Option<Bytes> {
+        let file = self.file_at(offset)?;
+        let rel = (offset - file.start_offset()) as usize;
+        let published = self.max_offset().saturating_sub(offset);
+        let in_file = file.wrote().saturating_sub(rel) as u64;
+        let n = published.min(in_file).min(bytes_max as u64) as usize;
+        if n == 0 {
+            return None;
+        }
+        file.read_shared(rel, n)
+    }
+
+    /// Start of the newest file: where a master starts an empty slave (as RocketMQ does).
+    pub(crate) fn newest_file_start(&self) -> u64 {
+        self.last_file().map_or(0, |f| f.start_offset())
+    }
+
     /// The file holding `offset`.
     pub(crate) fn file_at(&self, offset: u64) -> Option<Arc<MappedFile>> {
         let files = self.files.read().unwrap_or_else(|p| p.into_inner());

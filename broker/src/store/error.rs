@@ -24,6 +24,9 @@ pub enum Error {
     FlushTimeout { timeout_ms: u64 },
     #[error("store is shut down")]
     ShutDown,
+    /// Replicated bytes that do not continue this store's CommitLog where it ends.
+    #[error("replicated data at offset {got} does not continue the CommitLog, which ends at {expected}")]
+    ReplicaOffset { expected: u64, got: u64 },
 }
 
 impl Error {

@@ -64,6 +64,12 @@ pub enum PutStatus {
     /// Stored, but the disk flush did not finish within `syncFlushTimeout` (RocketMQ's
     /// FLUSH_DISK_TIMEOUT: the send succeeded with a warning).
     FlushDiskTimeout,
+    /// Stored, but no slave acknowledged it within `slaveTimeout` (FLUSH_SLAVE_TIMEOUT). Set by
+    /// the broker's SYNC_MASTER wait, never by the store.
+    FlushSlaveTimeout,
+    /// Stored, but no slave was fit to wait for (SLAVE_NOT_AVAILABLE). Set by the broker's
+    /// SYNC_MASTER wait, never by the store.
+    SlaveNotAvailable,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -424,6 +430,48 @@ impl MessageStore {
 
     pub fn commit_log_max_offset(&self) -> u64 {
         self.inner.commit_log.max_offset()
+    }
+
+    /// Replication, slave side: the CommitLog's written end, including a record a chunk cut in two.
+    /// This is the offset a slave reports to its master.
+    pub fn replica_offset(&self) -> u64 {
+        self.inner.commit_log.written_offset()
+    }
+
+    /// Replication, slave side: appends bytes copied from the master's CommitLog at exactly
+    /// `offset` (see [`MessageStore::replica_offset`]; an empty store may start at any file
+    /// boundary). Complete records become readable and are dispatched as on the master. Returns
+    /// the new written end.
+    ///
+    /// # Errors
+    /// `ReplicaOffset` when `offset` does not continue the log, `Corrupt` when the bytes are not
+    /// records, `Poisoned`, `DiskFull`, `ShutDown`, I/O errors.
+    pub fn append_replica(&self, offset: u64, data: &[u8]) -> Result<u64> {
+        let inner = &*self.inner;
+        inner.check_writable()?;
+        let was_empty = inner.commit_log.last_file().is_none();
+        let end = inner.commit_log.append_replica(offset, data);
+        if was_empty && inner.commit_log.last_file().is_some() {
+            // The log starts at the master's newest file, not at 0.
+            inner.dispatched.fetch_max(offset, Ordering::AcqRel);
+        }
+        if inner.dispatcher_idle.swap(false, Ordering::SeqCst)
+            && let Some(t) = inner.dispatcher.get()
+        {
+            t.unpark();
+        }
+        end
+    }
+
+    /// Replication, master side: up to `bytes_max` readable CommitLog bytes from `offset`, within
+    /// one file. `None` when nothing is there (yet).
+    pub fn transfer_bytes(&self, offset: u64, bytes_max: usize) -> Option<Bytes> {
+        self.inner.commit_log.read_for_transfer(offset, bytes_max)
+    }
+
+    /// Start of the newest CommitLog file: where a master starts a slave that has nothing.
+    pub fn commit_log_newest_file_start(&self) -> u64 {
+        self.inner.commit_log.newest_file_start()
     }
 
     /// CommitLog offset up to which ConsumeQueues and index are built.

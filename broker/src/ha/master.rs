@@ -1,0 +1,282 @@
+//! The master side: accepts slaves on the HA port, streams CommitLog bytes to each, and keeps the
+//! highest offset a live slave acknowledged for SYNC_MASTER sends.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+
+use super::{CHUNK_HEADER_BYTES, Error, REPORT_BYTES, Result, TRANSFER_POLL_MS};
+use crate::store::MessageStore;
+
+/// The master's replication settings (from `broker.properties`).
+#[derive(Clone, Copy, Debug)]
+pub struct MasterLimits {
+    /// `haTransferBatchSize`: bytes per chunk.
+    pub transfer_batch_bytes: usize,
+    /// `haSendHeartbeatInterval`: an idle transfer sends an empty chunk this often.
+    pub heartbeat_interval_ms: u64,
+    /// `haHousekeepingInterval`: a connection that reported nothing this long is closed.
+    pub housekeeping_interval_ms: u64,
+    /// `haSlaveFallbehindMax`: a slave further behind does not count for SYNC_MASTER.
+    pub fallbehind_max_bytes: u64,
+}
+
+/// How a SYNC_MASTER wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replicated {
+    /// A slave has the message.
+    Yes,
+    /// No slave acknowledged it within `slaveTimeout` (RocketMQ's FLUSH_SLAVE_TIMEOUT).
+    TimedOut,
+    /// No slave connected, or the slave is too far behind (SLAVE_NOT_AVAILABLE).
+    SlaveNotAvailable,
+}
+
+/// One connected slave, for `brokerStatus` and metrics.
+#[derive(Clone, Debug)]
+pub struct SlaveView {
+    pub addr: SocketAddr,
+    /// The offset the slave last reported (`None` until its first report).
+    pub acked_offset: Option<u64>,
+    /// The offset the master has sent up to.
+    pub sent_offset: u64,
+}
+
+struct Conn {
+    addr: SocketAddr,
+    acked: Option<u64>,
+    sent: u64,
+}
+
+/// The replication master of one broker.
+pub struct Master {
+    store: Arc<MessageStore>,
+    limits: MasterLimits,
+    /// Highest offset acknowledged by a live slave that has reported.
+    acked: watch::Sender<u64>,
+    conns: Mutex<HashMap<u64, Conn>>,
+    next_id: AtomicU64,
+    /// Wakes transfers when a send appended.
+    appended: Notify,
+}
+
+impl Master {
+    pub fn new(store: Arc<MessageStore>, limits: MasterLimits) -> Arc<Master> {
+        Arc::new(Master {
+            store,
+            limits,
+            acked: watch::channel(0).0,
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            appended: Notify::new(),
+        })
+    }
+
+    /// Binds the HA port.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+        TcpListener::bind(addr).await
+    }
+
+    /// Accepts slaves until the task is aborted.
+    pub async fn serve(self: Arc<Master>, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let master = Arc::clone(&self);
+                    tokio::spawn(async move { master.connection(stream, peer).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "HA accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// Tells the transfers that the CommitLog grew.
+    pub fn notify_appended(&self) {
+        self.appended.notify_waiters();
+    }
+
+    /// Waits until a slave acknowledged `end_offset`, for at most `timeout`. Returns at once with
+    /// `SlaveNotAvailable` when no slave reported or the best one is `haSlaveFallbehindMax` behind.
+    pub async fn wait_replicated(&self, end_offset: u64, timeout: Duration) -> Replicated {
+        let mut rx = self.acked.subscribe();
+        let acked = *rx.borrow_and_update();
+        if !self.slave_ok(acked) {
+            return Replicated::SlaveNotAvailable;
+        }
+        if acked >= end_offset {
+            return Replicated::Yes;
+        }
+        self.notify_appended();
+        match tokio::time::timeout(timeout, rx.wait_for(|v| *v >= end_offset)).await {
+            Ok(Ok(_)) => Replicated::Yes,
+            _ => Replicated::TimedOut,
+        }
+    }
+
+    fn slave_ok(&self, acked: u64) -> bool {
+        let reported = self.conns.lock().unwrap_or_else(|p| p.into_inner()).values().any(|c| c.acked.is_some());
+        reported && self.store.commit_log_max_offset().saturating_sub(acked) < self.limits.fallbehind_max_bytes
+    }
+
+    /// The highest offset a live slave acknowledged (0 with none).
+    pub fn acked_offset(&self) -> u64 {
+        *self.acked.borrow()
+    }
+
+    /// Bytes the best live slave is behind the CommitLog end; `None` without a reporting slave.
+    pub fn lag_bytes(&self) -> Option<u64> {
+        let best = self.conns.lock().unwrap_or_else(|p| p.into_inner()).values().filter_map(|c| c.acked).max()?;
+        Some(self.store.commit_log_max_offset().saturating_sub(best))
+    }
+
+    pub fn slaves(&self) -> Vec<SlaveView> {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<SlaveView> = conns
+            .values()
+            .map(|c| SlaveView { addr: c.addr, acked_offset: c.acked, sent_offset: c.sent })
+            .collect();
+        v.sort_by_key(|s| s.addr);
+        v
+    }
+
+    /// Recomputes the acknowledged offset from the live connections.
+    fn publish_acked(&self) {
+        let best = self.conns.lock().unwrap_or_else(|p| p.into_inner()).values().filter_map(|c| c.acked).max();
+        let best = best.unwrap_or(0);
+        self.acked.send_if_modified(|v| {
+            let changed = *v != best;
+            *v = best;
+            changed
+        });
+    }
+
+    async fn connection(self: Arc<Master>, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Conn { addr: peer, acked: None, sent: 0 });
+        tracing::info!(%peer, "HA: a slave connected");
+        let (reader, writer) = stream.into_split();
+        let (start_tx, start_rx) = watch::channel(None::<u64>);
+        let reading = self.read_reports(id, reader, start_tx);
+        let writing = self.transfer(id, writer, start_rx);
+        let result = tokio::select! {
+            r = reading => r,
+            r = writing => r,
+        };
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.publish_acked();
+        match result {
+            Ok(()) => tracing::info!(%peer, "HA: slave connection closed"),
+            Err(e) => tracing::warn!(%peer, error = %e, "HA: slave connection refused or closed"),
+        }
+    }
+
+    /// Reads the slave's 8-byte reports; the first one tells the transfer where to start.
+    async fn read_reports(
+        &self,
+        id: u64,
+        mut reader: tokio::net::tcp::OwnedReadHalf,
+        start: watch::Sender<Option<u64>>,
+    ) -> Result<()> {
+        let silent = Duration::from_millis(self.limits.housekeeping_interval_ms.max(1));
+        let mut buf = [0u8; REPORT_BYTES];
+        let mut previous: Option<u64> = None;
+        loop {
+            match tokio::time::timeout(silent, reader.read_exact(&mut buf)).await {
+                Err(_) => return Err(Error::Silent(self.limits.housekeeping_interval_ms)),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(Ok(_)) => {}
+            }
+            let raw = i64::from_be_bytes(buf);
+            let max = self.store.commit_log_max_offset();
+            if raw < 0 || raw as u64 > max {
+                return Err(Error::OffsetBeyondMaster { reported: raw as u64, max });
+            }
+            let reported = raw as u64;
+            match previous {
+                None => {
+                    let from = if reported == 0 { self.store.commit_log_newest_file_start() } else { reported };
+                    let min = self.store.commit_log_min_offset();
+                    if from < min {
+                        return Err(Error::OffsetGone { needed: from, min });
+                    }
+                    let _ = start.send(Some(from));
+                }
+                Some(p) if reported < p => return Err(Error::OffsetWentBack { reported, previous: p }),
+                Some(_) => {}
+            }
+            previous = Some(reported);
+            if let Some(c) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
+                c.acked = Some(reported);
+            }
+            self.publish_acked();
+        }
+    }
+
+    /// Streams CommitLog bytes from the slave's start offset on.
+    async fn transfer(
+        &self,
+        id: u64,
+        writer: tokio::net::tcp::OwnedWriteHalf,
+        mut start: watch::Receiver<Option<u64>>,
+    ) -> Result<()> {
+        let Ok(first) = start.wait_for(Option::is_some).await.map(|v| *v) else { return Ok(()) };
+        let Some(mut next) = first else { return Ok(()) };
+        let mut out = BufWriter::with_capacity(256 * 1024, writer);
+        let heartbeat = Duration::from_millis(self.limits.heartbeat_interval_ms.max(1));
+        let mut last_write = Instant::now();
+        let batch = self.limits.transfer_batch_bytes.max(1);
+        loop {
+            let woken = self.appended.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let mut wrote = false;
+            // Send what is there, a few chunks per flush.
+            for _ in 0..32 {
+                let Some(bytes) = self.store.transfer_bytes(next, batch) else { break };
+                let mut header = [0u8; CHUNK_HEADER_BYTES];
+                header[..8].copy_from_slice(&(next as i64).to_be_bytes());
+                header[8..].copy_from_slice(&(bytes.len() as i32).to_be_bytes());
+                out.write_all(&header).await?;
+                out.write_all(&bytes).await?;
+                next += bytes.len() as u64;
+                wrote = true;
+            }
+            if wrote {
+                out.flush().await?;
+                last_write = Instant::now();
+                if let Some(c) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
+                    c.sent = next;
+                }
+                continue;
+            }
+            if next < self.store.commit_log_min_offset() {
+                return Err(Error::OffsetGone { needed: next, min: self.store.commit_log_min_offset() });
+            }
+            if last_write.elapsed() >= heartbeat {
+                let mut header = [0u8; CHUNK_HEADER_BYTES];
+                header[..8].copy_from_slice(&(next as i64).to_be_bytes());
+                out.write_all(&header).await?;
+                out.flush().await?;
+                last_write = Instant::now();
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(Duration::from_millis(TRANSFER_POLL_MS)) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! Prometheus metrics: one [`Metrics`] built on a `prometheus::Registry` that the program creates
+//! and passes down (nothing here installs a global registry).
+//!
+//! Names follow RocketMQ 5 where they are well formed (`rocketmq_messages_in_total`), Prometheus
+//! conventions otherwise: base units (`_seconds`, `_bytes`), `_total` on counters, bounded labels.
+//! Every data-plane family has a `protocol` label (`remoting`, `http`, `amqp`). Topic and group
+//! labels are capped at [`LABEL_VALUES_MAX`] distinct values per kind; later ones are counted
+//! under [`OTHER_LABEL`]. Message ids, receipt handles and client addresses are never labels.
+//!
+//! Gauges that describe state (consumer lag, store size, HA lag) are refreshed just before a scrape
+//! by the closures registered with [`Metrics::on_scrape`]; other subsystems (HA, plugins, the
+//! gateways) plug in there or through the families below, e.g. [`Metrics::set_ha_lag`].
+//!
+//! | family | type | labels |
+//! |---|---|---|
+//! | `rocketmq_messages_in_total`, `rocketmq_messages_out_total` | counter | `topic, protocol` |
+//! | `rocketmq_throughput_in_bytes_total`, `rocketmq_throughput_out_bytes_total` | counter | `topic, protocol` |
+//! | `rocketmq_send_duration_seconds`, `rocketmq_pull_duration_seconds` | histogram | `protocol` |
+//! | `rocketmq_requests_total` | counter | `protocol, request_code, response_code` |
+//! | `rocketmq_rpc_duration_seconds` | histogram | `protocol, request_code` |
+//! | `rocketmq_pop_requests_total` | counter | `protocol, result` |
+//! | `rocketmq_receipt_handle_errors_total` | counter | `protocol, reason` |
+//! | `rocketmq_send_to_dlq_messages_total` | counter | `consumer_group` |
+//! | `rocketmq_consumer_lag_messages`, `rocketmq_consumer_inflight_messages` | gauge | `topic, consumer_group` |
+//! | `rocketmq_storage_size_bytes` | gauge | `storage_type` |
+//! | `rocketmq_storage_disk_usage_ratio` | gauge | |
+//! | `rocketmq_storage_flush_seconds_total`, `rocketmq_storage_flushes_total` | counter | |
+//! | `rocketmq_ha_replica_lag_bytes` | gauge | `replica` |
+//! | `rocketmq_connections` | gauge | `protocol` |
+//! | `http_server_request_duration_seconds` | histogram | `http_request_method, http_route, http_response_status_code` |
+//! | `rocketmq_plugin_invocations_total` | counter | `plugin, hook, result` |
+//! | `rocketmq_plugin_invocation_duration_seconds` | histogram | `plugin, hook` |
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Distinct values a topic or group label takes before further ones become [`OTHER_LABEL`].
+pub const LABEL_VALUES_MAX: usize = 10_000;
+/// The label value that stands for every topic or group past [`LABEL_VALUES_MAX`].
+pub const OTHER_LABEL: &str = "__other__";
+/// Latency buckets, seconds: 0.1 ms to 10 s.
+const LATENCY_BUCKETS_SECONDS: &[f64] =
+    &[0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+/// Long polls can last the whole `wait_ms`: buckets up to 60 s.
+const POLL_BUCKETS_SECONDS: &[f64] = &[0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0];
+
+/// Which door a request came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Remoting,
+    Http,
+    Amqp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Remoting => "remoting",
+            Protocol::Http => "http",
+            Protocol::Amqp => "amqp",
+        }
+    }
+}
+
+/// A set of label values capped at [`LABEL_VALUES_MAX`].
+#[derive(Default)]
+struct LabelCap {
+    seen: Mutex<HashSet<String>>,
+}
+
+impl LabelCap {
+    /// `value` itself while fewer than the cap have been seen, else [`OTHER_LABEL`].
+    fn bound<'a>(&self, value: &'a str) -> &'a str {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(value) {
+            return value;
+        }
+        if seen.len() < LABEL_VALUES_MAX {
+            seen.insert(value.to_owned());
+            return value;
+        }
+        OTHER_LABEL
+    }
+}
+
+type Refresher = Box<dyn Fn() + Send + Sync>;
+
+/// Every metric family of one process, registered in one registry.
+pub struct Metrics {
+    registry: Registry,
+    topics: LabelCap,
+    groups: LabelCap,
+    refreshers: Mutex<Vec<Refresher>>,
+    messages_in: IntCounterVec,
+    messages_out: IntCounterVec,
+    bytes_in: IntCounterVec,
+    bytes_out: IntCounterVec,
+    send_duration: HistogramVec,
+    pull_duration: HistogramVec,
+    requests: IntCounterVec,
+    rpc_duration: HistogramVec,
+    pop_requests: IntCounterVec,
+    receipt_errors: IntCounterVec,
+    dlq_messages: IntCounterVec,
+    /// `rocketmq_consumer_lag_messages{topic, consumer_group}`; reset and refilled per scrape.
+    pub consumer_lag: IntGaugeVec,
+    /// `rocketmq_consumer_inflight_messages{topic, consumer_group}`: popped, not yet acknowledged.
+    pub consumer_inflight: IntGaugeVec,
+    /// `rocketmq_storage_size_bytes{storage_type}`.
+    pub storage_size: IntGaugeVec,
+    /// `rocketmq_storage_disk_usage_ratio`, 0 to 1.
+    pub disk_usage: Gauge,
+    flush_seconds: prometheus::Counter,
+    flushes: IntCounter,
+    ha_lag: IntGaugeVec,
+    /// `rocketmq_connections{protocol}`: open client connections per door.
+    pub connections: IntGaugeVec,
+    http_duration: HistogramVec,
+    plugin_invocations: IntCounterVec,
+    plugin_duration: HistogramVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> prometheus::Result<HistogramVec> {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+impl Metrics {
+    /// Registers every family in `registry`.
+    ///
+    /// # Errors
+    ///
+    /// A family of the same name is already registered there.
+    pub fn new(registry: Registry) -> prometheus::Result<Metrics> {
+        let r = &registry;
+        let flush_seconds = prometheus::Counter::new(
+            "rocketmq_storage_flush_seconds_total",
+            "Time spent syncing the CommitLog to disk.",
+        )?;
+        r.register(Box::new(flush_seconds.clone()))?;
+        let flushes = IntCounter::new("rocketmq_storage_flushes_total", "CommitLog sync rounds completed.")?;
+        r.register(Box::new(flushes.clone()))?;
+        let disk_usage = Gauge::new(
+            "rocketmq_storage_disk_usage_ratio",
+            "Used fraction of the file system holding the CommitLog.",
+        )?;
+        r.register(Box::new(disk_usage.clone()))?;
+        Ok(Metrics {
+            messages_in: counter_vec(r, "rocketmq_messages_in_total", "Messages stored.", &["topic", "protocol"])?,
+            messages_out: counter_vec(
+                r,
+                "rocketmq_messages_out_total",
+                "Messages delivered to consumers.",
+                &["topic", "protocol"],
+            )?,
+            bytes_in: counter_vec(
+                r,
+                "rocketmq_throughput_in_bytes_total",
+                "Message body bytes stored.",
+                &["topic", "protocol"],
+            )?,
+            bytes_out: counter_vec(
+                r,
+                "rocketmq_throughput_out_bytes_total",
+                "Message bytes delivered to consumers.",
+                &["topic", "protocol"],
+            )?,
+            send_duration: histogram_vec(
+                r,
+                "rocketmq_send_duration_seconds",
+                "Time from a send request to its answer.",
+                &["protocol"],
+                LATENCY_BUCKETS_SECONDS,
+            )?,
+            pull_duration: histogram_vec(
+                r,
+                "rocketmq_pull_duration_seconds",
+                "Time from a pull or receive request to its answer, long-poll waits included.",
+                &["protocol"],
+                POLL_BUCKETS_SECONDS,
+            )?,
+            requests: counter_vec(
+                r,
+                "rocketmq_requests_total",
+                "Requests answered, by request code and response code.",
+                &["protocol", "request_code", "response_code"],
+            )?,
+            rpc_duration: histogram_vec(
+                r,
+                "rocketmq_rpc_duration_seconds",
+                "Time to answer a request, by request code.",
+                &["protocol", "request_code"],
+                POLL_BUCKETS_SECONDS,
+            )?,
+            pop_requests: counter_vec(
+                r,
+                "rocketmq_pop_requests_total",
+                "Pop (receive) requests by outcome.",
+                &["protocol", "result"],
+            )?,
+            receipt_errors: counter_vec(
+                r,
+                "rocketmq_receipt_handle_errors_total",
+                "Acknowledgements refused because of their receipt handle.",
+                &["protocol", "reason"],
+            )?,
+            dlq_messages: counter_vec(
+                r,
+                "rocketmq_send_to_dlq_messages_total",
+                "Messages moved to a dead-letter queue.",
+                &["consumer_group"],
+            )?,
+            consumer_lag: gauge_vec(
+                r,
+                "rocketmq_consumer_lag_messages",
+                "Messages not yet consumed by a group (committed offset to max offset).",
+                &["topic", "consumer_group"],
+            )?,
+            consumer_inflight: gauge_vec(
+                r,
+                "rocketmq_consumer_inflight_messages",
+                "Messages received by a group and not yet acknowledged.",
+                &["topic", "consumer_group"],
+            )?,
+            storage_size: gauge_vec(
+                r,
+                "rocketmq_storage_size_bytes",
+                "Bytes held by the store, by kind of file.",
+                &["storage_type"],
+            )?,
+            disk_usage,
+            flush_seconds,
+            flushes,
+            ha_lag: gauge_vec(
+                r,
+                "rocketmq_ha_replica_lag_bytes",
+                "CommitLog bytes a replica is behind its master.",
+                &["replica"],
+            )?,
+            connections: gauge_vec(r, "rocketmq_connections", "Open client connections.", &["protocol"])?,
+            http_duration: histogram_vec(
+                r,
+                "http_server_request_duration_seconds",
+                "Time to answer an HTTP request, by route template.",
+                &["http_request_method", "http_route", "http_response_status_code"],
+                POLL_BUCKETS_SECONDS,
+            )?,
+            plugin_invocations: counter_vec(
+                r,
+                "rocketmq_plugin_invocations_total",
+                "Plugin calls by outcome.",
+                &["plugin", "hook", "result"],
+            )?,
+            plugin_duration: histogram_vec(
+                r,
+                "rocketmq_plugin_invocation_duration_seconds",
+                "Time spent in a plugin call.",
+                &["plugin", "hook"],
+                LATENCY_BUCKETS_SECONDS,
+            )?,
+            topics: LabelCap::default(),
+            groups: LabelCap::default(),
+            refreshers: Mutex::new(Vec::new()),
+            registry,
+        })
+    }
+
+    /// Metrics on a registry of their own (tests, and programs that do not scrape).
+    pub fn unregistered() -> Arc<Metrics> {
+        // Registering fresh families in a fresh registry cannot clash.
+        Arc::new(Metrics::new(Registry::new()).unwrap_or_else(|e| panic!("metric families clash: {e}")))
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Runs `f` before every scrape (to set gauges from current state).
+    pub fn on_scrape(&self, f: impl Fn() + Send + Sync + 'static) {
+        self.refreshers.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(f));
+    }
+
+    /// The Prometheus text exposition of every family, after running the scrape hooks.
+    pub fn render(&self) -> String {
+        for f in self.refreshers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            f();
+        }
+        let mut out = Vec::new();
+        // Encoding into a Vec only fails on families with inconsistent label names, which
+        // `new` rules out.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "could not encode the metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// A topic label value, capped.
+    pub fn topic_label<'a>(&self, topic: &'a str) -> &'a str {
+        self.topics.bound(topic)
+    }
+
+    /// A consumer group label value, capped.
+    pub fn group_label<'a>(&self, group: &'a str) -> &'a str {
+        self.groups.bound(group)
+    }
+
+    /// `count` messages of `bytes` body bytes stored in `topic`.
+    pub fn record_in(&self, protocol: Protocol, topic: &str, count: u64, bytes: u64) {
+        let labels = [self.topic_label(topic), protocol.as_str()];
+        self.messages_in.with_label_values(&labels).inc_by(count);
+        self.bytes_in.with_label_values(&labels).inc_by(bytes);
+    }
+
+    /// `count` messages of `bytes` bytes delivered from `topic`.
+    pub fn record_out(&self, protocol: Protocol, topic: &str, count: u64, bytes: u64) {
+        let labels = [self.topic_label(topic), protocol.as_str()];
+        self.messages_out.with_label_values(&labels).inc_by(count);
+        self.bytes_out.with_label_values(&labels).inc_by(bytes);
+    }
+
+    pub fn observe_send(&self, protocol: Protocol, elapsed: Duration) {
+        self.send_duration.with_label_values(&[protocol.as_str()]).observe(elapsed.as_secs_f64());
+    }
+
+    pub fn observe_pull(&self, protocol: Protocol, elapsed: Duration) {
+        self.pull_duration.with_label_values(&[protocol.as_str()]).observe(elapsed.as_secs_f64());
+    }
+
+    /// One answered request; `request_code` must come from a bounded set (the caller maps
+    /// unknown codes to one value).
+    pub fn record_request(&self, protocol: Protocol, request_code: &str, response_code: &str, elapsed: Duration) {
+        self.requests.with_label_values(&[protocol.as_str(), request_code, response_code]).inc();
+        self.rpc_duration.with_label_values(&[protocol.as_str(), request_code]).observe(elapsed.as_secs_f64());
+    }
+
+    /// A pop/receive request that found messages (`messages`), none (`empty`) or was refused.
+    pub fn record_pop(&self, protocol: Protocol, result: &'static str) {
+        self.pop_requests.with_label_values(&[protocol.as_str(), result]).inc();
+    }
+
+    /// An ack or change refused: `invalid`, `expired` or `wrong_group`.
+    pub fn record_receipt_error(&self, protocol: Protocol, reason: &'static str) {
+        self.receipt_errors.with_label_values(&[protocol.as_str(), reason]).inc();
+    }
+
+    pub fn record_dlq(&self, group: &str) {
+        self.dlq_messages.with_label_values(&[self.group_label(group)]).inc();
+    }
+
+    /// Adds the CommitLog sync time and rounds since the last call (the store keeps totals).
+    pub fn add_flushes(&self, seconds: f64, rounds: u64) {
+        if seconds > 0.0 {
+            self.flush_seconds.inc_by(seconds);
+        }
+        self.flushes.inc_by(rounds);
+    }
+
+    /// For the HA module: how many bytes `replica` (a bounded replica id, e.g. its broker id) is
+    /// behind.
+    pub fn set_ha_lag(&self, replica: &str, bytes: i64) {
+        self.ha_lag.with_label_values(&[replica]).set(bytes);
+    }
+
+    /// For the HA module: forget a replica that disconnected.
+    pub fn remove_ha_replica(&self, replica: &str) {
+        let _ = self.ha_lag.remove_label_values(&[replica]);
+    }
+
+    /// One HTTP request answered; `route` is the route template, never the raw path.
+    pub fn record_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let code = status.to_string();
+        self.http_duration.with_label_values(&[method, route, code.as_str()]).observe(elapsed.as_secs_f64());
+    }
+
+    /// For the plugin host: one call of `plugin` at `hook` ended with `result` (`ok`, `reject`,
+    /// `error`, `trap`, `timeout`).
+    pub fn record_plugin_call(&self, plugin: &str, hook: &str, result: &str, elapsed: Duration) {
+        self.plugin_invocations.with_label_values(&[plugin, hook, result]).inc();
+        self.plugin_duration.with_label_values(&[plugin, hook]).observe(elapsed.as_secs_f64());
+    }
+}
+
+/// The name of a remoting response code for the `response_code` label (`OTHER` for codes outside
+/// RocketMQ's table, so the label stays bounded).
+pub fn response_name(code: i32) -> &'static str {
+    match code {
+        0 => "SUCCESS",
+        1 => "SYSTEM_ERROR",
+        2 => "SYSTEM_BUSY",
+        3 => "REQUEST_CODE_NOT_SUPPORTED",
+        4 => "TRANSACTION_FAILED",
+        10 => "FLUSH_DISK_TIMEOUT",
+        11 => "SLAVE_NOT_AVAILABLE",
+        12 => "FLUSH_SLAVE_TIMEOUT",
+        13 => "MESSAGE_ILLEGAL",
+        14 => "SERVICE_NOT_AVAILABLE",
+        15 => "VERSION_NOT_SUPPORTED",
+        16 => "NO_PERMISSION",
+        17 => "TOPIC_NOT_EXIST",
+        18 => "TOPIC_EXIST_ALREADY",
+        19 => "PULL_NOT_FOUND",
+        20 => "PULL_RETRY_IMMEDIATELY",
+        21 => "PULL_OFFSET_MOVED",
+        22 => "QUERY_NOT_FOUND",
+        23 => "SUBSCRIPTION_PARSE_FAILED",
+        24 => "SUBSCRIPTION_NOT_EXIST",
+        25 => "SUBSCRIPTION_NOT_LATEST",
+        26 => "SUBSCRIPTION_GROUP_NOT_EXIST",
+        200 => "TRANSACTION_SHOULD_COMMIT",
+        201 => "TRANSACTION_SHOULD_ROLLBACK",
+        202 => "TRANSACTION_STATE_UNKNOW",
+        206 => "CONSUMER_NOT_ONLINE",
+        207 => "CONSUME_MSG_TIMEOUT",
+        208 => "NO_MESSAGE",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests;

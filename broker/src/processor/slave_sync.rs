@@ -1,0 +1,93 @@
+//! A slave's metadata follows its master: every [`SYNC_INTERVAL_MS`] it asks the master (the
+//! `masterAddr` the name server announced) for its topic table (GET_ALL_TOPIC_CONFIG), consumer
+//! offsets (GET_ALL_CONSUMER_OFFSET), delay offsets (GET_ALL_DELAY_OFFSET) and subscription
+//! groups (GET_ALL_SUBSCRIPTIONGROUP_CONFIG), and takes them as 4.9.4's `SlaveSynchronize` does:
+//! topics and groups replaced when they differ, offsets merged key by key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::BrokerInner;
+use crate::protocol::body::{self, TopicConfigSerializeWrapper};
+use crate::protocol::{request, response};
+use crate::remoting::RemotingCommand;
+use crate::store::metadata::{ConsumerOffsets, DelayOffsets, SubscriptionGroupTable};
+
+/// How often a slave copies its master's metadata (4.9.4: 10 s).
+pub const SYNC_INTERVAL_MS: u64 = 10_000;
+/// How long one metadata request to the master may take.
+pub const SYNC_REQUEST_TIMEOUT_MS: u64 = 3_000;
+
+/// Runs the sync loop until the task is aborted. The first round runs as soon as the master is
+/// known.
+pub async fn run(broker: Arc<BrokerInner>) {
+    let mut synced_once = false;
+    loop {
+        let master = broker.master_addr.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let wait = match master {
+            Some(addr) => {
+                match sync_once(&broker, &addr).await {
+                    Ok(()) if !synced_once => {
+                        tracing::info!(master = %addr, "Metadata copied from the master");
+                        synced_once = true;
+                    }
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(master = %addr, error = %e, "Copying metadata from the master failed"),
+                }
+                SYNC_INTERVAL_MS
+            }
+            None => 1_000,
+        };
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+}
+
+/// One round: the four tables from `master`.
+///
+/// # Errors
+/// A request failed or a body did not parse; what was taken before stays.
+pub async fn sync_once(broker: &BrokerInner, master: &str) -> Result<(), String> {
+    let topics: TopicConfigSerializeWrapper = fetch(broker, master, request::GET_ALL_TOPIC_CONFIG).await?;
+    if broker.topics.replace_all(topics.topic_config_table) {
+        tracing::info!(master, "Topic table updated from the master");
+    }
+
+    let offsets: ConsumerOffsets = fetch(broker, master, request::GET_ALL_CONSUMER_OFFSET).await?;
+    {
+        let mut mine = broker.meta.consumer_offsets();
+        for (key, queues) in offsets.offset_table {
+            mine.offset_table.insert(key, queues);
+        }
+    }
+    broker.persist_offsets_now();
+
+    let delay: DelayOffsets = fetch(broker, master, request::GET_ALL_DELAY_OFFSET).await?;
+    let changed = {
+        let mut mine = broker.meta.delay_offsets();
+        let changed = *mine != delay;
+        *mine = delay;
+        changed
+    };
+    if changed {
+        super::delay::persist(broker);
+    }
+
+    let groups: SubscriptionGroupTable = fetch(broker, master, request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG).await?;
+    if broker.groups.replace_all(groups.subscription_group_table) {
+        tracing::info!(master, "Subscription groups updated from the master");
+    }
+    Ok(())
+}
+
+async fn fetch<T: serde::de::DeserializeOwned>(broker: &BrokerInner, master: &str, code: i32) -> Result<T, String> {
+    let timeout = Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS);
+    let answer = broker
+        .client
+        .invoke(master, RemotingCommand::request(code), timeout)
+        .await
+        .map_err(|e| format!("request {code} to {master}: {e}"))?;
+    if answer.code != response::SUCCESS {
+        return Err(format!("request {code} to {master}: code {} {:?}", answer.code, answer.remark));
+    }
+    body::parse(&answer.body).map_err(|e| format!("request {code} to {master}: body: {e}"))
+}

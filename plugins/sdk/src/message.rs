@@ -1,0 +1,146 @@
+//! Zero-copy views over a batch: the byte buffer plus the packed index the host sends.
+
+/// u64 words per message in the packed index (see `wit/plugin.wit`, `msg-batch`).
+pub const INDEX_WORDS: usize = 12;
+
+const W_QUEUE: usize = 0;
+const W_QUEUE_OFFSET: usize = 1;
+const W_COMMITLOG_OFFSET: usize = 2;
+const W_BORN: usize = 3;
+const W_STORED: usize = 4;
+const W_TAGS_CODE: usize = 5;
+const W_RECONSUME: usize = 6;
+const W_TOPIC: usize = 7;
+const W_TAGS: usize = 8;
+const W_KEYS: usize = 9;
+const W_PROPERTIES: usize = 10;
+const W_BODY: usize = 11;
+
+const NAME_VALUE_SEPARATOR: u8 = 1;
+const PROPERTY_SEPARATOR: u8 = 2;
+
+/// A batch: messages in the order the host sent them.
+pub struct Batch<'a> {
+    data: &'a [u8],
+    index: &'a [u64],
+}
+
+impl<'a> Batch<'a> {
+    pub fn new(data: &'a [u8], index: &'a [u64]) -> Batch<'a> {
+        Batch { data, index }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len() / INDEX_WORDS
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Message<'a>> + '_ {
+        self.index.chunks_exact(INDEX_WORDS).map(|w| Message { data: self.data, w })
+    }
+}
+
+/// One message of a batch. Fields the plugin did not ask for (see `Needs`) read as empty.
+#[derive(Clone, Copy)]
+pub struct Message<'a> {
+    data: &'a [u8],
+    w: &'a [u64],
+}
+
+impl<'a> Message<'a> {
+    fn span(&self, word: usize) -> &'a [u8] {
+        let v = self.w[word];
+        let start = (v >> 32) as usize;
+        let len = (v & 0xFFFF_FFFF) as usize;
+        self.data.get(start..start.saturating_add(len)).unwrap_or(&[])
+    }
+
+    fn text(&self, word: usize) -> &'a str {
+        std::str::from_utf8(self.span(word)).unwrap_or("")
+    }
+
+    pub fn queue_id(&self) -> u32 {
+        (self.w[W_QUEUE] & 0xFFFF_FFFF) as u32
+    }
+
+    pub fn sys_flag(&self) -> u32 {
+        (self.w[W_QUEUE] >> 32) as u32
+    }
+
+    pub fn queue_offset(&self) -> u64 {
+        self.w[W_QUEUE_OFFSET]
+    }
+
+    pub fn commitlog_offset(&self) -> u64 {
+        self.w[W_COMMITLOG_OFFSET]
+    }
+
+    pub fn born_timestamp(&self) -> u64 {
+        self.w[W_BORN]
+    }
+
+    pub fn store_timestamp(&self) -> u64 {
+        self.w[W_STORED]
+    }
+
+    /// RocketMQ's tags hash code (`String.hashCode` of the tags).
+    pub fn tags_code(&self) -> i64 {
+        self.w[W_TAGS_CODE] as i64
+    }
+
+    pub fn reconsume_times(&self) -> u32 {
+        self.w[W_RECONSUME] as u32
+    }
+
+    pub fn topic(&self) -> &'a str {
+        self.text(W_TOPIC)
+    }
+
+    /// The tags, if the message has any.
+    pub fn tags(&self) -> Option<&'a str> {
+        Some(self.text(W_TAGS)).filter(|t| !t.is_empty())
+    }
+
+    /// The keys (RocketMQ separates several keys with a space).
+    pub fn keys(&self) -> impl Iterator<Item = &'a str> {
+        self.text(W_KEYS).split(' ').filter(|k| !k.is_empty())
+    }
+
+    /// The raw keys string.
+    pub fn keys_str(&self) -> &'a str {
+        self.text(W_KEYS)
+    }
+
+    /// A property (user or system, e.g. `TAGS`, `KEYS`, `UNIQ_KEY`).
+    pub fn property(&self, name: &str) -> Option<&'a str> {
+        self.properties().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// Every property, in the order they were stored.
+    pub fn properties(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.span(W_PROPERTIES).split(|b| *b == PROPERTY_SEPARATOR).filter_map(|pair| {
+            let at = pair.iter().position(|b| *b == NAME_VALUE_SEPARATOR)?;
+            let name = std::str::from_utf8(&pair[..at]).ok()?;
+            let value = std::str::from_utf8(&pair[at + 1..]).ok()?;
+            Some((name, value))
+        })
+    }
+
+    pub fn body(&self) -> &'a [u8] {
+        self.span(W_BODY)
+    }
+}
+
+/// Packs message `i`'s bit into a bitmap of `n` messages.
+pub(crate) fn bitmap(n: usize, mut bit: impl FnMut(usize) -> bool) -> Vec<u64> {
+    let mut out = vec![0u64; n.div_ceil(64)];
+    for (i, word) in (0..n).map(|i| (i, i / 64)) {
+        if bit(i) {
+            out[word] |= 1 << (i % 64);
+        }
+    }
+    out
+}

@@ -1,0 +1,89 @@
+//! A SQL92 property filter with RocketMQ's grammar, as a plugin.
+//!
+//! Parameters:
+//! * `expression`: the condition over message properties (user properties and system ones such
+//!   as `TAGS` and `KEYS`), e.g. `region = 'eu' AND amount BETWEEN 10 AND 100`.
+//! * `tags` (optional): `TagA || TagB`; checked first over the tags hash codes (the prefilter,
+//!   without reading the message), then exactly.
+//!
+//! At least one of the two is required. The grammar is RocketMQ's (`SelectorParser.jj`):
+//! `AND`, `OR`, `NOT`, parentheses; `=`, `<>`, `>`, `>=`, `<`, `<=`; `IS [NOT] NULL`;
+//! `[NOT] BETWEEN a AND b`; `[NOT] IN ('a', 'b')`; `[NOT] CONTAINS|STARTSWITH|ENDSWITH 'x'`;
+//! integer (optional `L`), decimal and exponent literals, `'strings'` (`''` escapes a quote),
+//! `TRUE`, `FALSE`, `NULL`. Keywords are case-insensitive. A missing property is NULL, and a
+//! comparison with NULL is not a match. Ordering two strings that are not both numbers is an
+//! error: that message is not delivered and is counted as an error.
+
+mod sql;
+
+use rocketmq_plugin_sdk::{Filter, Message, Needs, Params, export_filter};
+
+pub use sql::{Expr, Value, parse};
+
+pub struct Sql92Filter {
+    expr: Option<Expr>,
+    /// (hash code, tag) of the wanted tags.
+    tags: Vec<(i64, String)>,
+}
+
+/// Java's `String.hashCode`, as RocketMQ stores tags hash codes.
+pub fn java_hash(s: &str) -> i64 {
+    let mut h: i32 = 0;
+    for u in s.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(u as i32);
+    }
+    h as i64
+}
+
+impl Sql92Filter {
+    pub fn new(params: &Params) -> Result<Sql92Filter, String> {
+        let expr = match params.get("expression").map(str::trim) {
+            Some(e) if !e.is_empty() => Some(parse(e)?),
+            _ => None,
+        };
+        let tags: Vec<(i64, String)> = params
+            .get("tags")
+            .unwrap_or("")
+            .split("||")
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && *t != "*")
+            .map(|t| (java_hash(t), t.to_owned()))
+            .collect();
+        if expr.is_none() && tags.is_empty() {
+            return Err("give an `expression` and/or `tags`".into());
+        }
+        Ok(Sql92Filter { expr, tags })
+    }
+
+    /// The full match on one message's accessors.
+    pub fn eval<'a>(&self, tags: Option<&str>, prop: impl Fn(&str) -> Option<&'a str>) -> Result<bool, String> {
+        if !self.tags.is_empty() && !tags.is_some_and(|t| self.tags.iter().any(|(_, w)| w == t)) {
+            return Ok(false);
+        }
+        match &self.expr {
+            Some(e) => e.matches(&prop),
+            None => Ok(true),
+        }
+    }
+}
+
+impl Filter for Sql92Filter {
+    const NAME: &'static str = "sql92-filter";
+    const NEEDS: Needs = Needs { topic: false, tags: true, keys: false, properties: true, body: false };
+    const HAS_PREFILTER: bool = true;
+
+    fn create(params: &Params) -> Result<Self, String> {
+        Sql92Filter::new(params)
+    }
+
+    fn prefilter(&self, tags_code: i64) -> bool {
+        self.tags.is_empty() || self.tags.iter().any(|(h, _)| *h == tags_code)
+    }
+
+    fn matches(&self, msg: &Message<'_>) -> Result<bool, String> {
+        self.eval(msg.tags(), |name| msg.property(name))
+    }
+}
+
+export_filter!(Sql92Filter);
+

@@ -1,0 +1,535 @@
+//! The SQL92 selector: a lexer, a recursive-descent parser into [`Expr`], and a three-valued
+//! evaluator over message properties.
+
+use std::cmp::Ordering;
+
+/// A value during evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Long(i64),
+    Double(f64),
+    Str(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StrOp {
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+/// A parsed expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Lit(Value),
+    Prop(String),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Compare(Cmp, Box<Expr>, Box<Expr>),
+    IsNull(Box<Expr>, bool),
+    Between(Box<Expr>, Box<Expr>, Box<Expr>, bool),
+    In(Box<Expr>, Vec<String>, bool),
+    Str(StrOp, Box<Expr>, String, bool),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Kw(&'static str),
+    Str(String),
+    Long(i64),
+    Double(f64),
+    Op(&'static str),
+    LParen,
+    RParen,
+    Comma,
+}
+
+const KEYWORDS: [&str; 12] =
+    ["AND", "OR", "NOT", "BETWEEN", "IN", "IS", "NULL", "TRUE", "FALSE", "CONTAINS", "STARTSWITH", "ENDSWITH"];
+
+fn lex(src: &str) -> Result<Vec<Tok>, String> {
+    let b = src.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+            b'(' => {
+                out.push(Tok::LParen);
+                i += 1
+            }
+            b')' => {
+                out.push(Tok::RParen);
+                i += 1
+            }
+            b',' => {
+                out.push(Tok::Comma);
+                i += 1
+            }
+            b'=' => {
+                out.push(Tok::Op("="));
+                i += 1
+            }
+            b'<' | b'>' | b'!' => {
+                let two = b.get(i + 1).copied();
+                let op = match (c, two) {
+                    (b'<', Some(b'>')) | (b'!', Some(b'=')) => "<>",
+                    (b'<', Some(b'=')) => "<=",
+                    (b'>', Some(b'=')) => ">=",
+                    (b'<', _) => "<",
+                    (b'>', _) => ">",
+                    _ => return Err(format!("unexpected `!` at {i}")),
+                };
+                i += if op.len() == 2 { 2 } else { 1 };
+                out.push(Tok::Op(op));
+            }
+            b'+' | b'-' => {
+                out.push(Tok::Op(if c == b'+' { "+" } else { "-" }));
+                i += 1
+            }
+            b'\'' => {
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    let Some(&ch) = b.get(i) else { return Err("unterminated string literal".into()) };
+                    if ch == b'\'' {
+                        if b.get(i + 1) == Some(&b'\'') {
+                            s.push('\'');
+                            i += 2;
+                            continue;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    let start = i;
+                    while i < b.len() && b[i] != b'\'' {
+                        i += 1;
+                    }
+                    s.push_str(&src[start..i]);
+                }
+                out.push(Tok::Str(s));
+            }
+            b'0'..=b'9' | b'.' => {
+                let start = i;
+                let mut float = false;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                if i < b.len() && b[i] == b'.' {
+                    float = true;
+                    i += 1;
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                }
+                if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+                    float = true;
+                    i += 1;
+                    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+                        i += 1;
+                    }
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                }
+                let text = &src[start..i];
+                if float {
+                    out.push(Tok::Double(text.parse().map_err(|_| format!("bad number `{text}`"))?));
+                } else {
+                    if i < b.len() && (b[i] == b'L' || b[i] == b'l') {
+                        i += 1;
+                    }
+                    out.push(Tok::Long(text.parse().map_err(|_| format!("bad number `{text}`"))?));
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] == b'.') {
+                    i += 1;
+                }
+                let word = &src[start..i];
+                let upper = word.to_ascii_uppercase();
+                match KEYWORDS.iter().find(|k| **k == upper) {
+                    Some(k) => out.push(Tok::Kw(k)),
+                    None => out.push(Tok::Ident(word.to_owned())),
+                }
+            }
+            _ => {
+                let ch = src[i..].chars().next().unwrap_or('?');
+                return Err(format!("unexpected `{ch}` at {i}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.at)
+    }
+
+    fn kw(&mut self, k: &str) -> bool {
+        if matches!(self.peek(), Some(Tok::Kw(w)) if *w == k) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `NOT` directly before one of `kws` (so `a NOT IN` is not `NOT a`).
+    fn not_before(&mut self, kws: &[&str]) -> bool {
+        let next_is = matches!(self.toks.get(self.at + 1), Some(Tok::Kw(w)) if kws.contains(w));
+        if matches!(self.peek(), Some(Tok::Kw("NOT"))) && next_is {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, t: Tok, what: &str) -> Result<(), String> {
+        if self.peek() == Some(&t) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {what}, found {}", self.found()))
+        }
+    }
+
+    fn found(&self) -> String {
+        match self.peek() {
+            None => "the end".into(),
+            Some(t) => format!("{t:?}"),
+        }
+    }
+
+    fn or(&mut self) -> Result<Expr, String> {
+        let mut e = self.and()?;
+        while self.kw("OR") {
+            e = Expr::Or(Box::new(e), Box::new(self.and()?));
+        }
+        Ok(e)
+    }
+
+    fn and(&mut self) -> Result<Expr, String> {
+        let mut e = self.equality()?;
+        while self.kw("AND") {
+            e = Expr::And(Box::new(e), Box::new(self.equality()?));
+        }
+        Ok(e)
+    }
+
+    fn equality(&mut self) -> Result<Expr, String> {
+        let mut e = self.comparison()?;
+        loop {
+            match self.peek() {
+                Some(Tok::Op("=")) => {
+                    self.at += 1;
+                    e = Expr::Compare(Cmp::Eq, Box::new(e), Box::new(self.comparison()?));
+                }
+                Some(Tok::Op("<>")) => {
+                    self.at += 1;
+                    e = Expr::Compare(Cmp::Ne, Box::new(e), Box::new(self.comparison()?));
+                }
+                Some(Tok::Kw("IS")) => {
+                    self.at += 1;
+                    let not = self.kw("NOT");
+                    if !self.kw("NULL") {
+                        return Err(format!("expected NULL after IS, found {}", self.found()));
+                    }
+                    e = Expr::IsNull(Box::new(e), not);
+                }
+                _ => return Ok(e),
+            }
+        }
+    }
+
+    fn string_literal(&mut self, after: &str) -> Result<String, String> {
+        match self.peek().cloned() {
+            Some(Tok::Str(s)) => {
+                self.at += 1;
+                Ok(s)
+            }
+            _ => Err(format!("expected a string after {after}, found {}", self.found())),
+        }
+    }
+
+    fn comparison(&mut self) -> Result<Expr, String> {
+        let mut e = self.unary()?;
+        loop {
+            let cmp = match self.peek() {
+                Some(Tok::Op(">")) => Some(Cmp::Gt),
+                Some(Tok::Op(">=")) => Some(Cmp::Ge),
+                Some(Tok::Op("<")) => Some(Cmp::Lt),
+                Some(Tok::Op("<=")) => Some(Cmp::Le),
+                _ => None,
+            };
+            if let Some(c) = cmp {
+                self.at += 1;
+                e = Expr::Compare(c, Box::new(e), Box::new(self.unary()?));
+                continue;
+            }
+            let not = self.not_before(&["BETWEEN", "IN", "CONTAINS", "STARTSWITH", "ENDSWITH"]);
+            if self.kw("BETWEEN") {
+                let lo = self.unary()?;
+                if !self.kw("AND") {
+                    return Err(format!("expected AND in BETWEEN, found {}", self.found()));
+                }
+                let hi = self.unary()?;
+                e = Expr::Between(Box::new(e), Box::new(lo), Box::new(hi), not);
+            } else if self.kw("IN") {
+                self.expect(Tok::LParen, "( after IN")?;
+                let mut items = vec![self.string_literal("IN (")?];
+                while self.peek() == Some(&Tok::Comma) {
+                    self.at += 1;
+                    items.push(self.string_literal(",")?);
+                }
+                self.expect(Tok::RParen, ") closing IN")?;
+                e = Expr::In(Box::new(e), items, not);
+            } else if self.kw("CONTAINS") {
+                e = Expr::Str(StrOp::Contains, Box::new(e), self.string_literal("CONTAINS")?, not);
+            } else if self.kw("STARTSWITH") {
+                e = Expr::Str(StrOp::StartsWith, Box::new(e), self.string_literal("STARTSWITH")?, not);
+            } else if self.kw("ENDSWITH") {
+                e = Expr::Str(StrOp::EndsWith, Box::new(e), self.string_literal("ENDSWITH")?, not);
+            } else if not {
+                return Err("NOT must be followed by BETWEEN, IN, CONTAINS, STARTSWITH or ENDSWITH here".into());
+            } else {
+                return Ok(e);
+            }
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, String> {
+        if self.kw("NOT") {
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        match self.peek() {
+            Some(Tok::Op("+")) => {
+                self.at += 1;
+                self.unary()
+            }
+            Some(Tok::Op("-")) => {
+                self.at += 1;
+                Ok(match self.unary()? {
+                    Expr::Lit(Value::Long(n)) => Expr::Lit(Value::Long(n.wrapping_neg())),
+                    Expr::Lit(Value::Double(d)) => Expr::Lit(Value::Double(-d)),
+                    other => Expr::Neg(Box::new(other)),
+                })
+            }
+            _ => self.primary(),
+        }
+    }
+
+    fn primary(&mut self) -> Result<Expr, String> {
+        let t = self.peek().cloned().ok_or_else(|| "unexpected end of expression".to_string())?;
+        self.at += 1;
+        Ok(match t {
+            Tok::Long(n) => Expr::Lit(Value::Long(n)),
+            Tok::Double(d) => Expr::Lit(Value::Double(d)),
+            Tok::Str(s) => Expr::Lit(Value::Str(s)),
+            Tok::Kw("TRUE") => Expr::Lit(Value::Bool(true)),
+            Tok::Kw("FALSE") => Expr::Lit(Value::Bool(false)),
+            Tok::Kw("NULL") => Expr::Lit(Value::Null),
+            Tok::Ident(name) => Expr::Prop(name),
+            Tok::LParen => {
+                let e = self.or()?;
+                self.expect(Tok::RParen, ")")?;
+                e
+            }
+            other => return Err(format!("unexpected {other:?}")),
+        })
+    }
+}
+
+/// Parses a selector; the error says where it went wrong.
+pub fn parse(src: &str) -> Result<Expr, String> {
+    let toks = lex(src).map_err(|e| format!("bad expression: {e}"))?;
+    let mut p = Parser { toks, at: 0 };
+    let e = p.or().map_err(|e| format!("bad expression: {e}"))?;
+    if p.at != p.toks.len() {
+        return Err(format!("bad expression: unexpected {} after a complete expression", p.found()));
+    }
+    Ok(e)
+}
+
+fn number(s: &str) -> Option<Value> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return Some(Value::Long(n));
+    }
+    t.parse::<f64>().ok().filter(|d| d.is_finite()).map(Value::Double)
+}
+
+fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Long(n) => Some(*n as f64),
+        Value::Double(d) => Some(*d),
+        _ => None,
+    }
+}
+
+/// Compares two non-null values; `Ok(None)` when they cannot be compared (not a match).
+fn compare(op: Cmp, l: &Value, r: &Value) -> Result<Option<bool>, String> {
+    let ordering = |o: Ordering| match op {
+        Cmp::Eq => o == Ordering::Equal,
+        Cmp::Ne => o != Ordering::Equal,
+        Cmp::Gt => o == Ordering::Greater,
+        Cmp::Ge => o != Ordering::Less,
+        Cmp::Lt => o == Ordering::Less,
+        Cmp::Le => o != Ordering::Greater,
+    };
+    let eq_only = matches!(op, Cmp::Eq | Cmp::Ne);
+    Ok(match (l, r) {
+        (Value::Long(a), Value::Long(b)) => Some(ordering(a.cmp(b))),
+        (Value::Str(a), Value::Str(b)) if eq_only => Some(ordering(a.cmp(b))),
+        (Value::Str(a), Value::Str(b)) => match (number(a), number(b)) {
+            (Some(x), Some(y)) => return compare(op, &x, &y),
+            _ => return Err("it's illegal to compare strings with >, >=, <, <=".into()),
+        },
+        (Value::Bool(a), Value::Bool(b)) if eq_only => Some(ordering(a.cmp(b))),
+        (Value::Str(s), Value::Bool(b)) | (Value::Bool(b), Value::Str(s)) if eq_only => {
+            match s.trim().to_ascii_lowercase().as_str() {
+                "true" => Some(ordering(true.cmp(b))),
+                "false" => Some(ordering(false.cmp(b))),
+                _ => Some(op == Cmp::Ne),
+            }
+        }
+        (Value::Str(s), n @ (Value::Long(_) | Value::Double(_))) => match number(s) {
+            Some(x) => return compare(op, &x, n),
+            None => None,
+        },
+        (n @ (Value::Long(_) | Value::Double(_)), Value::Str(s)) => match number(s) {
+            Some(x) => return compare(op, n, &x),
+            None => None,
+        },
+        (a, b) => match (as_f64(a), as_f64(b)) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).map(ordering),
+            _ => None,
+        },
+    })
+}
+
+fn truth(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        _ => None,
+    }
+}
+
+impl Expr {
+    /// True only if the expression evaluates to TRUE (NULL and FALSE do not match).
+    pub fn matches<'a>(&self, prop: &dyn Fn(&str) -> Option<&'a str>) -> Result<bool, String> {
+        Ok(self.eval(prop)? == Value::Bool(true))
+    }
+
+    fn eval<'a>(&self, prop: &dyn Fn(&str) -> Option<&'a str>) -> Result<Value, String> {
+        Ok(match self {
+            Expr::Lit(v) => v.clone(),
+            Expr::Prop(name) => prop(name).map_or(Value::Null, |s| Value::Str(s.to_owned())),
+            Expr::Neg(e) => match e.eval(prop)? {
+                Value::Long(n) => Value::Long(n.wrapping_neg()),
+                Value::Double(d) => Value::Double(-d),
+                Value::Str(s) => match number(&s) {
+                    Some(Value::Long(n)) => Value::Long(n.wrapping_neg()),
+                    Some(Value::Double(d)) => Value::Double(-d),
+                    _ => Value::Null,
+                },
+                _ => Value::Null,
+            },
+            Expr::Not(e) => match truth(&e.eval(prop)?) {
+                Some(b) => Value::Bool(!b),
+                None => Value::Null,
+            },
+            Expr::And(a, b) => {
+                let l = truth(&a.eval(prop)?);
+                if l == Some(false) {
+                    return Ok(Value::Bool(false));
+                }
+                match (l, truth(&b.eval(prop)?)) {
+                    (_, Some(false)) => Value::Bool(false),
+                    (Some(true), Some(true)) => Value::Bool(true),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Or(a, b) => {
+                let l = truth(&a.eval(prop)?);
+                if l == Some(true) {
+                    return Ok(Value::Bool(true));
+                }
+                match (l, truth(&b.eval(prop)?)) {
+                    (_, Some(true)) => Value::Bool(true),
+                    (Some(false), Some(false)) => Value::Bool(false),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Compare(op, a, b) => {
+                // A property compared as it is, without a copy.
+                let l = a.eval(prop)?;
+                let r = b.eval(prop)?;
+                if l == Value::Null || r == Value::Null {
+                    return Ok(Value::Null);
+                }
+                compare(*op, &l, &r)?.map_or(Value::Null, Value::Bool)
+            }
+            Expr::IsNull(e, not) => Value::Bool((e.eval(prop)? == Value::Null) != *not),
+            Expr::Between(e, lo, hi, not) => {
+                let v = e.eval(prop)?;
+                let (lo, hi) = (lo.eval(prop)?, hi.eval(prop)?);
+                if v == Value::Null || lo == Value::Null || hi == Value::Null {
+                    return Ok(Value::Null);
+                }
+                match (compare(Cmp::Ge, &v, &lo)?, compare(Cmp::Le, &v, &hi)?) {
+                    (Some(a), Some(b)) => Value::Bool((a && b) != *not),
+                    _ => Value::Null,
+                }
+            }
+            Expr::In(e, items, not) => match e.eval(prop)? {
+                Value::Str(s) => Value::Bool(items.contains(&s) != *not),
+                Value::Null => Value::Null,
+                other => {
+                    let text = match other {
+                        Value::Long(n) => n.to_string(),
+                        Value::Double(d) => d.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        _ => String::new(),
+                    };
+                    Value::Bool(items.contains(&text) != *not)
+                }
+            },
+            Expr::Str(op, e, needle, not) => match e.eval(prop)? {
+                Value::Str(s) => {
+                    let hit = match op {
+                        StrOp::Contains => s.contains(needle.as_str()),
+                        StrOp::StartsWith => s.starts_with(needle.as_str()),
+                        StrOp::EndsWith => s.ends_with(needle.as_str()),
+                    };
+                    Value::Bool(hit != *not)
+                }
+                _ => Value::Null,
+            },
+        })
+    }
+}

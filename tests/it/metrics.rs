@@ -1,0 +1,119 @@
+//! `/metrics` of the real `mqbroker` (on its HTTP port) and `mqnamesrv` (its `httpListenPort`):
+//! the text parses with a Prometheus text parser, the counters move when messages flow through
+//! either door, and `promtool check metrics` (Debian's `prometheus` package) finds no naming
+//! problems. CI installs promtool; there the check must run.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::http::{Door, block_on};
+use crate::support::{Process, START_TIMEOUT, free_port};
+
+/// The samples of one scrape: `(name, labels, value)`.
+fn parse(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{text}"));
+    scrape
+        .samples
+        .into_iter()
+        .map(|s| {
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                prometheus_parse::Value::Histogram(h) => h.iter().map(|b| b.count).fold(0.0, f64::max),
+                prometheus_parse::Value::Summary(_) => 0.0,
+            };
+            let labels = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            (s.metric, labels, value)
+        })
+        .collect()
+}
+
+fn value(samples: &[(String, std::collections::BTreeMap<String, String>, f64)], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, _, v)| *v)
+        .sum()
+}
+
+/// `promtool check metrics` on the text: no output means no problems.
+fn promtool(text: &str) {
+    let child = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must install promtool (apt: prometheus): {e}");
+            eprintln!("promtool is not installed; skipping its check: {e}");
+            return;
+        }
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let problems = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && problems.trim().is_empty(), "promtool check metrics:\n{problems}");
+}
+
+#[test]
+fn broker_metrics_parse_move_with_traffic_and_pass_promtool() {
+    let door = Door::start("");
+    block_on(async {
+        let scrape = || async {
+            let r = door.http.get(door.url("/metrics")).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.text().await.unwrap()
+        };
+        let before = parse(&scrape().await);
+        door.topic("metered", 1).await;
+        for i in 0..5 {
+            let (s, _) = door.post("/v1/topics/metered/messages", &json!({"body": format!("m{i}")})).await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        let got = door.receive("meter_group", "metered", 5, 30_000, 0).await;
+        assert_eq!(got.len(), 5);
+        let (s, _) = door.get("/v1/topics/metered/queues/0/messages?offset=0").await;
+        assert_eq!(s, StatusCode::OK);
+        let text = scrape().await;
+        let after = parse(&text);
+        let http_in = [("topic", "metered"), ("protocol", "http")];
+        assert_eq!(value(&before, "rocketmq_messages_in_total", &http_in), 0.0);
+        assert_eq!(value(&after, "rocketmq_messages_in_total", &http_in), 5.0, "{text}");
+        assert_eq!(value(&after, "rocketmq_throughput_in_bytes_total", &http_in), 10.0);
+        assert_eq!(value(&after, "rocketmq_messages_out_total", &http_in), 10.0, "5 received + 5 pulled");
+        assert_eq!(value(&after, "rocketmq_consumer_inflight_messages", &[("topic", "metered"), ("consumer_group", "meter_group")]), 5.0);
+        assert!(value(&after, "rocketmq_pop_requests_total", &[("protocol", "http"), ("result", "messages")]) >= 1.0);
+        assert!(value(&after, "rocketmq_storage_size_bytes", &[("storage_type", "commitlog")]) > 0.0);
+        assert!(value(&after, "rocketmq_storage_disk_usage_ratio", &[]) > 0.0);
+        assert!(value(&after, "rocketmq_connections", &[("protocol", "http")]) >= 1.0);
+        assert!(
+            value(&after, "http_server_request_duration_seconds_count", &[("http_route", "/v1/topics/{topic}/messages")]) >= 5.0,
+            "{text}"
+        );
+        // The native door counts too: the broker's registration and any request through it.
+        assert!(value(&after, "rocketmq_requests_total", &[("protocol", "remoting")]) >= 0.0);
+        assert!(!text.contains("receipt_handle") && !text.contains("message_id"), "no per-message labels");
+        promtool(&text);
+    });
+}
+
+#[test]
+fn name_server_serves_its_own_metrics_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, http) = (free_port(), free_port());
+    let config = dir.path().join("namesrv.properties");
+    std::fs::write(&config, format!("listenPort={port}\nhttpListenPort={http}\nkvConfigPath={}\n", dir.path().join("kv.json").display())).unwrap();
+    let mut ns = Process::start_namesrv(&config);
+    ns.wait_for("Name server metrics on /metrics", START_TIMEOUT);
+    let text = block_on(async {
+        let r = reqwest::get(format!("http://127.0.0.1:{http}/metrics")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.unwrap()
+    });
+    let samples = parse(&text);
+    assert!(samples.iter().any(|(n, _, _)| n == "rocketmq_namesrv_topics"), "{text}");
+    promtool(&text);
+}
