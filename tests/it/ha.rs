@@ -257,6 +257,27 @@ fn two_pairs_replicate_and_keep_every_acknowledged_message_through_master_kills(
     }
     let (code, text) = mqadmin(&ns, &["updateTopic", "-c", "DefaultCluster", "-t", topic, "-r", "4", "-w", "4"]);
     assert_eq!(code, 0, "updateTopic: {text}");
+    // Build 5: both name servers route to both pairs, master as brokerId 0 and slave as 1; each
+    // slave learnt its master's address from its registration.
+    for namesrv in ns.split(';') {
+        let (code, text) = mqadmin(namesrv, &["topicRoute", "-t", topic]);
+        assert_eq!(code, 0, "topicRoute at {namesrv}: {text}");
+        let route: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        for (master, slave) in [("broker-a", "broker-a-s"), ("broker-b", "broker-b-s")] {
+            let data = route["brokerDatas"]
+                .as_array()
+                .and_then(|a| a.iter().find(|d| d["brokerName"] == master))
+                .unwrap_or_else(|| panic!("{namesrv} routes {topic} without {master}: {text}"));
+            assert_eq!(data["brokerAddrs"]["0"], cluster.node(master).addr().as_str(), "{text}");
+            assert_eq!(data["brokerAddrs"]["1"], cluster.node(slave).addr().as_str(), "{text}");
+        }
+    }
+    for (master, slave) in [("broker-a", "broker-a-s"), ("broker-b", "broker-b-s")] {
+        let st = broker_status(&ns, &cluster.node(slave).addr());
+        assert_eq!(st.get("masterAddr"), Some(&cluster.node(master).addr()), "{slave}: {st:?}");
+        let ha = cluster.node(master).ha_addr().to_string();
+        assert_eq!(st.get("haMasterAddress"), Some(&ha), "{slave}: {st:?}");
+    }
 
     // 1. Sends spread over both pairs; everything consumed; slaves identical to their masters.
     let phase1 = 2_000;
@@ -505,7 +526,10 @@ fn sync_master_without_slave_refuses_send_ok_and_a_returning_slave_catches_up() 
         assert!(started.elapsed() < Duration::from_secs(120), "slave at {s} of {master_max} after 120 s");
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(lag_seen, "brokerStatus of the master shows haSlaveLagBytes once the slave is back");
+    assert!(
+        lag_seen && max_lag > 0,
+        "brokerStatus of the master shows the returning slave's lag (largest seen: {max_lag} bytes)"
+    );
     eprintln!(
         "[ha] slave caught up {master_max} bytes in {caught_up:?} after a restart (largest lag seen in \
          brokerStatus: {max_lag} bytes)"

@@ -2,11 +2,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Mutex as AsyncMutex;
 
 use super::{CHUNK_BYTES_MAX, CHUNK_HEADER_BYTES, CONNECT_TIMEOUT_MS, Error, RECONNECT_DELAY_MS, Result};
 use crate::store::MessageStore;
@@ -82,11 +83,9 @@ impl Slave {
         let mut last_error: Option<String> = None;
         loop {
             if let Some(addr) = self.master_addr() {
-                let connect = tokio::time::timeout(
-                    Duration::from_millis(CONNECT_TIMEOUT_MS),
-                    TcpStream::connect(addr.as_str()),
-                )
-                .await;
+                let connect =
+                    tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), TcpStream::connect(addr.as_str()))
+                        .await;
                 match connect {
                     Ok(Ok(stream)) => {
                         tracing::info!(master = %addr, offset = self.store.replica_offset(), "HA: connected to the master");
@@ -116,8 +115,11 @@ impl Slave {
         let _ = stream.set_nodelay(true);
         let (reader, writer) = stream.into_split();
         let mut reader = BufReader::with_capacity(256 * 1024, reader);
-        let applied = Notify::new();
-        let reporting = self.report_loop(writer, &applied);
+        // Both the receive loop (after each burst) and the heartbeat write reports; the store's
+        // written end is read under this lock, so reports never go back.
+        let writer = AsyncMutex::new(writer);
+        self.report(&writer).await?;
+        let reporting = self.heartbeat_loop(&writer);
         let receiving = async {
             let silent = Duration::from_millis(self.limits.housekeeping_interval_ms.max(1));
             let mut header = [0u8; CHUNK_HEADER_BYTES];
@@ -153,9 +155,10 @@ impl Slave {
                     self.master_seen.fetch_max(offset, Ordering::AcqRel);
                 }
                 // Report once everything that already arrived is applied: one report acknowledges
-                // a whole burst.
-                if reader.buffer().is_empty() {
-                    applied.notify_one();
+                // a whole burst. Written from here, not by another task: one wake-up less on the
+                // SYNC_MASTER path.
+                if reader.buffer().is_empty() && size > 0 {
+                    self.report(&writer).await?;
                 }
             }
         };
@@ -165,29 +168,21 @@ impl Slave {
         }
     }
 
-    /// Reports the written end on connect, after each applied burst, and every heartbeat.
-    async fn report_loop(&self, mut writer: tokio::net::tcp::OwnedWriteHalf, applied: &Notify) -> Result<()> {
+    /// Reports the written end every heartbeat (the master drops a slave silent for longer than
+    /// its housekeeping interval).
+    async fn heartbeat_loop(&self, writer: &AsyncMutex<OwnedWriteHalf>) -> Result<()> {
         let heartbeat = Duration::from_millis(self.limits.heartbeat_interval_ms.max(1));
-        let mut reported = self.store.replica_offset();
-        report(&mut writer, reported).await?;
-        let mut last_report = Instant::now();
         loop {
-            let wait = heartbeat.saturating_sub(last_report.elapsed());
-            tokio::select! {
-                _ = applied.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
-            let end = self.store.replica_offset();
-            if end != reported || last_report.elapsed() >= heartbeat {
-                reported = end;
-                report(&mut writer, reported).await?;
-                last_report = Instant::now();
-            }
+            tokio::time::sleep(heartbeat).await;
+            self.report(writer).await?;
         }
     }
-}
 
-async fn report(writer: &mut tokio::net::tcp::OwnedWriteHalf, offset: u64) -> Result<()> {
-    writer.write_all(&(offset as i64).to_be_bytes()).await?;
-    Ok(())
+    /// Writes the store's written end as one 8-byte report.
+    async fn report(&self, writer: &AsyncMutex<OwnedWriteHalf>) -> Result<()> {
+        let mut w = writer.lock().await;
+        let offset = self.store.replica_offset();
+        w.write_all(&(offset as i64).to_be_bytes()).await?;
+        Ok(())
+    }
 }
