@@ -8,7 +8,7 @@
 # started and timed until its replica offset equals the master's CommitLog end.
 #
 #   scripts/bench-ha.sh            # release binaries (built if missing), 20 s per mode
-#   SECONDS_PER_MODE=60 BIN=target/debug scripts/bench-ha.sh
+#   SECONDS_PER_MODE=60 BIN=target/debug MODES="none sync" scripts/bench-ha.sh
 #
 # Every program binds its own 127.0.0.x address; nothing outside loopback is touched.
 set -euo pipefail
@@ -118,12 +118,15 @@ catch_up() {
     python3 -c "b=$target; t=$end-$start; print(f'catch-up: {b/1e6:.1f} MB in {t:.2f} s = {b/1e6/t:.0f} MB/s (slave start included)')"
 }
 
-echo "1 KiB bodies, $THREADS producer threads, $SECONDS_PER_MODE s per mode ($BIN)"
-run_mode "no slave" ""
 cleanup_mode() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; sleep 1; }
-cleanup_mode
-run_mode "ASYNC_MASTER + slave" 2m-2s-async
-catch_up
-cleanup_mode
-run_mode "SYNC_MASTER + slave" 2m-2s-sync
-cleanup_mode
+MODES=${MODES:-"none async sync"}
+echo "1 KiB bodies, $THREADS producer threads, $SECONDS_PER_MODE s per mode ($BIN)"
+for mode in $MODES; do
+    case $mode in
+        none) run_mode "no slave" "" ;;
+        async) run_mode "ASYNC_MASTER + slave" 2m-2s-async; catch_up ;;
+        sync) run_mode "SYNC_MASTER + slave" 2m-2s-sync ;;
+        *) echo "unknown mode $mode (none, async, sync)" >&2; exit 2 ;;
+    esac
+    cleanup_mode
+done

@@ -15,7 +15,7 @@
 //! | 415 | unsupported content type | `UNSUPPORTED_MEDIA_TYPE` |
 //! | 429 | too many requests in flight, disk full (with `Retry-After`) | `TOO_MANY_REQUESTS` |
 //! | 501 | not implemented here | `NOT_IMPLEMENTED` |
-//! | 503 | broker not available | `SERVICE_UNAVAILABLE` |
+//! | 503 | broker not available: stopping, store poisoned (with `Retry-After`) | `SERVICE_UNAVAILABLE` |
 //! | 504 | stored but durability not reached in time | `MASTER_PERSISTENCE_TIMEOUT` |
 //! | 500 | anything else | `INTERNAL_SERVER_ERROR` |
 
@@ -118,12 +118,40 @@ impl Error {
         let mut r = Response::builder().status(status).header("content-type", "application/problem+json");
         let retry_after = match &self {
             Error::Busy { retry_after_s } => Some(*retry_after_s),
-            Error::Messaging(messaging::Error::Busy(_)) => Some(1),
+            Error::Messaging(messaging::Error::Busy(_) | messaging::Error::Unavailable(_)) => Some(1),
             _ => None,
         };
         if let Some(s) = retry_after {
             r = r.header("retry-after", s.to_string());
         }
         r.body(Body::full(problem.to_string())).unwrap_or_else(|_| Response::new(Body::empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The status, RocketMQ name and `Retry-After` of each kind of error, from the one table.
+
+    use super::*;
+
+    #[test]
+    fn statuses_codes_and_retry_after() {
+        let cases: Vec<(Error, u16, &str, Option<&str>)> = vec![
+            (Error::Busy { retry_after_s: 2 }, 429, "TOO_MANY_REQUESTS", Some("2")),
+            (messaging::Error::Busy("disk full".into()).into(), 429, "TOO_MANY_REQUESTS", Some("1")),
+            (messaging::Error::InvalidHandle("x".into()).into(), 400, "INVALID_RECEIPT_HANDLE", None),
+            (messaging::Error::ExpiredHandle("x".into()).into(), 410, "INVALID_RECEIPT_HANDLE", None),
+            (messaging::Error::TopicNotFound("t".into()).into(), 404, "TOPIC_NOT_FOUND", None),
+            (Error::BadBase64("x".into()), 400, "ILLEGAL_MESSAGE", None),
+            (Error::BodyTooLarge { max: 1 }, 413, "MESSAGE_BODY_TOO_LARGE", None),
+            (Error::BodyTimeout { ms: 1 }, 408, "REQUEST_TIMEOUT", None),
+        ];
+        for (e, status, code, retry_after) in cases {
+            assert_eq!(e.code().0, code);
+            let r = e.into_response();
+            assert_eq!(r.status().as_u16(), status, "{code}");
+            assert_eq!(r.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
+            assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), retry_after, "{code}");
+        }
     }
 }

@@ -45,6 +45,9 @@ pub use routes::PluginAdmin;
 /// Bytes added to the largest message for JSON and base64 overhead in a request body.
 pub const BODY_OVERHEAD_BYTES: usize = 64 * 1024;
 
+/// hyper's smallest allowed read buffer.
+const HYPER_BUF_BYTES_MIN: usize = 8192;
+
 /// The gateway's limits; [`Limits::default`] holds the documented values.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -202,7 +205,8 @@ where
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-                    .max_buf_size(limits.header_bytes_max.max(8192))
+                    .max_buf_size(limits.header_bytes_max.max(HYPER_BUF_BYTES_MIN))
+                    .max_header_size(limits.header_bytes_max)
                     .keep_alive(true)
                     .serve_connection(TokioIo::new(stream), service);
                 if let Err(e) = conn.await {

@@ -21,7 +21,15 @@ const JSON: &str = "application/json";
 
 /// Every operation served.
 pub const OPERATIONS: &[Operation] = &[
-    Operation { method: "get", path: "/livez", id: "livez", summary: "Liveness", query: &[], body: &[], responses: &[200] },
+    Operation {
+        method: "get",
+        path: "/livez",
+        id: "livez",
+        summary: "Liveness",
+        query: &[],
+        body: &[],
+        responses: &[200],
+    },
     Operation {
         method: "get",
         path: "/readyz",
@@ -58,7 +66,15 @@ pub const OPERATIONS: &[Operation] = &[
         body: &[],
         responses: &[200],
     },
-    Operation { method: "get", path: "/v1/topics", id: "listTopics", summary: "List topics", query: &[], body: &[], responses: &[200] },
+    Operation {
+        method: "get",
+        path: "/v1/topics",
+        id: "listTopics",
+        summary: "List topics",
+        query: &[],
+        body: &[],
+        responses: &[200],
+    },
     Operation {
         method: "get",
         path: "/v1/topics/{topic}",
@@ -133,7 +149,15 @@ pub const OPERATIONS: &[Operation] = &[
         body: &[],
         responses: &[200, 400, 404],
     },
-    Operation { method: "get", path: "/v1/groups", id: "listGroups", summary: "List consumer groups", query: &[], body: &[], responses: &[200] },
+    Operation {
+        method: "get",
+        path: "/v1/groups",
+        id: "listGroups",
+        summary: "List consumer groups",
+        query: &[],
+        body: &[],
+        responses: &[200],
+    },
     Operation {
         method: "get",
         path: "/v1/groups/{group}",
@@ -312,7 +336,7 @@ pub const OPERATIONS: &[Operation] = &[
         summary: "Unbind {role, group, topic}",
         query: &[],
         body: &[JSON],
-        responses: &[204, 400, 501],
+        responses: &[204, 400, 404, 501],
     },
 ];
 
@@ -335,7 +359,9 @@ pub fn document() -> Value {
         for status in op.responses {
             let content = match status {
                 204 => None,
-                s if *s >= 400 => Some(json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}})),
+                s if *s >= 400 => {
+                    Some(json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}))
+                }
                 _ if op.path == "/metrics" => Some(json!({"text/plain": {"schema": {"type": "string"}}})),
                 _ => Some(json!({"application/json": {"schema": {"type": "object"}}})),
             };

@@ -31,6 +31,8 @@ const PULL_MAX_DEFAULT: usize = 32;
 const STREAM_PING_MS: u64 = 15_000;
 /// Messages one query by key returns when `max` is not given.
 const QUERY_MAX_DEFAULT: usize = 32;
+/// A refused body up to this size is read and dropped before answering 413 (8 MiB).
+const DRAIN_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Headers of a raw publish.
 const HEADER_TAG: &str = "rmq-tag";
 const HEADER_KEYS: &str = "rmq-keys";
@@ -389,18 +391,11 @@ async fn dispatch<M: Messaging>(
 }
 
 /// A long-poll or stream slot; `None` when the request does not wait.
-fn long_poll_slot<M: Messaging>(
-    shared: &Shared<M>,
-    wait_ms: u64,
-) -> Result<Option<tokio::sync::SemaphorePermit<'_>>> {
+fn long_poll_slot<M: Messaging>(shared: &Shared<M>, wait_ms: u64) -> Result<Option<tokio::sync::SemaphorePermit<'_>>> {
     if wait_ms == 0 {
         return Ok(None);
     }
-    shared
-        .long_polls
-        .try_acquire()
-        .map(Some)
-        .map_err(|_| Error::Busy { retry_after_s: shared.limits.retry_after_s })
+    shared.long_polls.try_acquire().map(Some).map_err(|_| Error::Busy { retry_after_s: shared.limits.retry_after_s })
 }
 
 async fn publish<M: Messaging>(
@@ -471,21 +466,26 @@ struct JsonMessage {
     queue_id: Option<u32>,
     #[serde(default)]
     transaction: Option<Value>,
+    /// A batch: the messages (the other fields of the outer object are then ignored).
+    #[serde(default)]
+    messages: Option<Vec<JsonMessage>>,
 }
 
+/// One message, or a batch (`messages`), parsed straight into the typed shape (no intermediate
+/// JSON tree: this is the hot path of a batch publish).
 fn parse_publish_json(body: &[u8]) -> Result<(Vec<OutgoingMessage>, bool)> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| Error::BadJson(e.to_string()))?;
-    if let Some(list) = v.get("messages") {
-        let list: Vec<JsonMessage> =
-            serde_json::from_value(list.clone()).map_err(|e| Error::BadJson(e.to_string()))?;
+    let mut top: JsonMessage = serde_json::from_slice(body).map_err(|e| Error::BadJson(e.to_string()))?;
+    if let Some(list) = top.messages.take() {
         if list.is_empty() {
             return Err(Error::BadParameter("\"messages\" is empty".into()));
+        }
+        if list.iter().any(|m| m.messages.is_some()) {
+            return Err(Error::BadParameter("a message of a batch cannot hold \"messages\"".into()));
         }
         let msgs = list.into_iter().map(json_message).collect::<Result<Vec<_>>>()?;
         return Ok((msgs, true));
     }
-    let one: JsonMessage = serde_json::from_value(v).map_err(|e| Error::BadJson(e.to_string()))?;
-    Ok((vec![json_message(one)?], false))
+    Ok((vec![json_message(top)?], false))
 }
 
 fn json_message(j: JsonMessage) -> Result<OutgoingMessage> {
@@ -719,10 +719,8 @@ async fn plugins<M: Messaging>(
         (&Method::GET, [name]) => ok(p.describe(name)?),
         (&Method::PUT, [name]) => {
             let role = query.get("role").cloned();
-            let params: Vec<(String, String)> = query
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix("param.").map(|k| (k.to_owned(), v.clone())))
-                .collect();
+            let params: Vec<(String, String)> =
+                query.iter().filter_map(|(k, v)| k.strip_prefix("param.").map(|k| (k.to_owned(), v.clone()))).collect();
             let wasm = read_body(shared, req).await?;
             let v = p.deploy(name, &wasm, params, role.as_deref())?;
             Ok(json_response(StatusCode::CREATED, &v))
@@ -769,20 +767,48 @@ fn multi_status(results: Vec<(String, std::result::Result<(), messaging::Error>)
 
 /// Reads the whole body: refused at once when `Content-Length` is over the limit, cut off when
 /// the bytes go over it, and timed out when they do not arrive in time.
+///
+/// A body over the limit but under [`DRAIN_BYTES_MAX`] is read to its end and dropped before the
+/// 413 goes out, so a client still uploading sees the answer instead of a reset connection.
 async fn read_body<M: Messaging>(shared: &Shared<M>, req: Request<Incoming>) -> Result<Bytes> {
     let max = shared.body_bytes_max;
+    let ms = shared.limits.body_read_timeout_ms;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
     if let Some(len) = header_str(req.headers(), "content-length").and_then(|v| v.trim().parse::<u64>().ok())
         && len > max as u64
     {
+        if len <= DRAIN_BYTES_MAX as u64 {
+            drain(req.into_body(), deadline).await;
+        }
         return Err(Error::BodyTooLarge { max });
     }
-    let limited = http_body_util::Limited::new(req.into_body(), max);
-    let ms = shared.limits.body_read_timeout_ms;
-    match tokio::time::timeout(Duration::from_millis(ms), limited.collect()).await {
-        Err(_) => Err(Error::BodyTimeout { ms }),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(Error::BodyTooLarge { max }),
-        Ok(Err(e)) => Err(Error::BadParameter(format!("reading the body: {e}"))),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
+    let mut body = req.into_body();
+    let mut out = bytes::BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(Error::BodyTimeout { ms }),
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Err(e))) => return Err(Error::BadParameter(format!("reading the body: {e}"))),
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        if out.len() + data.len() > max {
+            drain(body, deadline).await;
+            return Err(Error::BodyTooLarge { max });
+        }
+        out.extend_from_slice(&data);
+    }
+}
+
+/// Reads and drops the rest of a refused body: at most [`DRAIN_BYTES_MAX`] bytes, until
+/// `deadline`.
+async fn drain(mut body: Incoming, deadline: tokio::time::Instant) {
+    let mut seen = 0usize;
+    while seen <= DRAIN_BYTES_MAX {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(f))) => seen += f.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
     }
 }
 
@@ -843,7 +869,10 @@ fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
 }
 
 fn no_content() -> Response<Body> {
-    Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).unwrap_or_else(|_| Response::new(Body::empty()))
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::empty())
+        .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -922,9 +951,13 @@ mod tests {
 
     #[test]
     fn templates_are_bounded() {
-        let t = |p: &str| route_template(&p.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>());
+        let t =
+            |p: &str| route_template(&p.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>());
         assert_eq!(t("/v1/topics/orders/messages"), "/v1/topics/{topic}/messages");
-        assert_eq!(t("/v1/groups/g/topics/t/messages/HANDLE"), "/v1/groups/{group}/topics/{topic}/messages/{receiptHandle}");
+        assert_eq!(
+            t("/v1/groups/g/topics/t/messages/HANDLE"),
+            "/v1/groups/{group}/topics/{topic}/messages/{receiptHandle}"
+        );
         assert_eq!(t("/no/such/thing"), "other");
     }
 }

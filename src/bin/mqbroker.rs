@@ -15,9 +15,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use broker::config::BrokerConfig;
-use broker::namesrv::{self, NamesrvConfig};
 use broker::messaging::local::LocalMessaging;
 use broker::metrics::{Metrics, Protocol};
+use broker::namesrv::{self, NamesrvConfig};
 use broker::processor::Broker;
 use std::sync::Arc;
 
@@ -147,14 +147,16 @@ async fn start_http_door(broker: &Broker, metrics: Arc<Metrics>) -> anyhow::Resu
     if config.http_listen_port == 0 {
         return Ok(None);
     }
-    let messaging = LocalMessaging::new(broker.inner.clone(), Protocol::Http).context("loading the receipt-handle key")?;
-    let plugins: Arc<dyn gateway_http::PluginAdmin> =
-        Arc::new(broker::plugin::Plugins::open(&config.store_path_root_dir, config.plugin_dir.as_deref()));
+    let messaging =
+        LocalMessaging::new(broker.inner.clone(), Protocol::Http).context("loading the receipt-handle key")?;
+    // The broker's own plugin registry (a second one over the same directory would diverge).
+    let plugins: Arc<dyn gateway_http::PluginAdmin> = broker.inner.plugins.clone();
     let host = config.bind_address.clone().unwrap_or_else(|| "0.0.0.0".to_owned());
     let addr = format!("{host}:{}", config.http_listen_port);
-    let server = gateway_http::serve(&addr, Arc::new(messaging), metrics, Some(plugins), gateway_http::Limits::default())
-        .await
-        .with_context(|| format!("starting the HTTP door on {addr}"))?;
+    let server =
+        gateway_http::serve(&addr, Arc::new(messaging), metrics, Some(plugins), gateway_http::Limits::default())
+            .await
+            .with_context(|| format!("starting the HTTP door on {addr}"))?;
     tracing::info!(addr = %server.local_addr(), "HTTP door listening");
     Ok(Some(server))
 }

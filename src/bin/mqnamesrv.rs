@@ -109,11 +109,8 @@ async fn start_metrics(
         let info = routes.cluster_info();
         brokers.reset();
         for (cluster, names) in &info.cluster_addr_table {
-            let live: usize = names
-                .iter()
-                .filter_map(|n| info.broker_addr_table.get(n))
-                .map(|b| b.broker_addrs.len())
-                .sum();
+            let live: usize =
+                names.iter().filter_map(|n| info.broker_addr_table.get(n)).map(|b| b.broker_addrs.len()).sum();
             brokers.with_label_values(&[cluster.as_str()]).set(live as i64);
         }
         topics.set(routes.topics().topic_list.len() as i64);

@@ -10,7 +10,7 @@
 //! * [`sync_master_without_slave_refuses_send_ok_and_a_returning_slave_catches_up`]: with the slave
 //!   killed no send returns SEND_OK (3); 100,000 messages sent meanwhile are caught up after the
 //!   slave restarts, with its lag in `mqadmin brokerStatus` (4); bad input on the HA port is
-//!   refused without harm (6).
+//!   refused without harm (6); the slave follows the master's plugins (issue 5).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
@@ -237,12 +237,12 @@ fn assert_identical(master: &Node, slave: &Node, upto: u64) {
 
 /// Sends recorded by a producer loop: message id → status.
 #[derive(Clone, Default)]
-struct SendLog(Arc<Mutex<Vec<(String, Option<SendStatus>)>>>);
+struct SendLog(Arc<Mutex<Vec<(String, SendStatus)>>>);
 
 impl SendLog {
     fn acked(&self) -> HashSet<String> {
         let log = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        log.iter().filter(|(_, s)| *s == Some(SendStatus::SendOk)).map(|(id, _)| id.clone()).collect()
+        log.iter().filter(|(_, s)| *s == SendStatus::SendOk).map(|(id, _)| id.clone()).collect()
     }
 }
 
@@ -296,7 +296,7 @@ fn two_pairs_replicate_and_keep_every_acknowledged_message_through_master_kills(
             assert_eq!(result.send_status, SendStatus::SendOk, "send #{i}: {result:?}");
             let broker = result.message_queue.as_ref().map(|q| q.broker_name().to_string()).unwrap_or_default();
             *by_broker.entry(broker).or_default() += 1;
-            log.0.lock().unwrap().push((result.msg_id.unwrap().to_string(), Some(SendStatus::SendOk)));
+            log.0.lock().unwrap().push((result.msg_id.unwrap().to_string(), SendStatus::SendOk));
         }
         assert!(by_broker.len() == 2, "sends went to both pairs: {by_broker:?}");
         let mut consumer = start_push_consumer(
@@ -341,7 +341,7 @@ fn two_pairs_replicate_and_keep_every_acknowledged_message_through_master_kills(
                     match producer.send(message(topic, Some("T"), &[], body.as_bytes(), &[])).await {
                         Ok(Some(r)) => {
                             let id = r.msg_id.map(|m| m.to_string()).unwrap_or_default();
-                            log.0.lock().unwrap().push((id, Some(r.send_status)));
+                            log.0.lock().unwrap().push((id, r.send_status));
                         }
                         _ => tokio::time::sleep(Duration::from_millis(20)).await,
                     }
@@ -463,6 +463,10 @@ fn sync_master_without_slave_refuses_send_ok_and_a_returning_slave_catches_up() 
     wait_slave_connected(&ns, &master_addr);
     let (code, text) = mqadmin(&ns, &["updateTopic", "-c", "DefaultCluster", "-t", topic, "-r", "4", "-w", "4"]);
     assert_eq!(code, 0, "updateTopic: {text}");
+    slave_follows_the_masters_plugins(&ns, &master_addr, &slave_addr, topic);
+    // Build 2: a SLAVE refuses sends (SERVICE_NOT_AVAILABLE, as 4.9.4's store answers on a slave).
+    let refused = call_once(&slave_addr, send_request(topic, b"to the slave"));
+    assert_eq!(refused.code, broker::protocol::response::SERVICE_NOT_AVAILABLE, "{:?}", refused.remark);
     let cluster = Mutex::new(cluster);
 
     with_client(async |rt| {
@@ -572,6 +576,86 @@ fn sync_master_without_slave_refuses_send_ok_and_a_returning_slave_catches_up() 
     assert_identical(&cluster.nodes[0], &cluster.nodes[1], upto);
     let st = broker_status(&ns, &master_addr);
     assert_eq!(st.get("haConnectedSlaves").map(String::as_str), Some("1"), "only the real slave counts: {st:?}");
+}
+
+/// A plugin deployed and bound on the master appears, with its binding, on the slave (issue 5's
+/// "the slave follows the master's plugins"); removing it on the master removes it there too.
+fn slave_follows_the_masters_plugins(ns: &str, master: &str, slave: &str, topic: &str) {
+    let dir = broker::plugin::examples::build().unwrap_or_else(|e| panic!("{e}"));
+    let wasm = dir.join("key_router.wasm").display().to_string();
+    let on_master = |args: &[&str]| {
+        let mut all = vec!["plugin"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-b", master]);
+        let (code, text) = mqadmin(ns, &all);
+        assert_eq!(code, 0, "mqadmin {all:?}: {text}");
+    };
+    let slave_list = || {
+        let (code, text) = mqadmin(ns, &["plugin", "list", "-b", slave, "--json"]);
+        assert_eq!(code, 0, "plugin list on the slave: {text}");
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    let wait_for = |what: &str, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        // The slave copies its master's metadata every 10 s.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let list = slave_list();
+            if ok(&list) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the slave never {what}: {list}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    on_master(&["deploy", "-p", "ha_router", "-f", &wasm, "-r", "router"]);
+    on_master(&["bind", "-p", "ha_router", "-r", "router", "-t", topic]);
+    wait_for("installed the master's router and its binding", &|l| {
+        let deployed = l["plugins"].as_array().is_some_and(|a| a.iter().any(|p| p["name"] == "ha_router"));
+        let bound = l["bindings"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|b| b["plugin"] == "ha_router" && b["topic"] == topic));
+        deployed && bound
+    });
+    on_master(&["unbind", "-r", "router", "-t", topic]);
+    on_master(&["remove", "-p", "ha_router"]);
+    wait_for("dropped the plugin the master removed", &|l| {
+        l["plugins"].as_array().is_some_and(|a| a.is_empty()) && l["bindings"].as_array().is_some_and(|a| a.is_empty())
+    });
+    eprintln!("[ha] the slave followed the master's plugin deploy, bind, unbind and remove");
+}
+
+/// A SEND_MESSAGE_V2 request as a producer writes it.
+fn send_request(topic: &str, body: &[u8]) -> broker::remoting::RemotingCommand {
+    broker::remoting::RemotingCommand::request(broker::protocol::request::SEND_MESSAGE_V2)
+        .with_field("a", "PG_ha_raw")
+        .with_field("b", topic)
+        .with_field("c", "TBW102")
+        .with_field("d", 4)
+        .with_field("e", 0)
+        .with_field("f", 0)
+        .with_field("g", 0)
+        .with_field("h", 0)
+        .with_body(body.to_vec())
+}
+
+/// One request on a fresh connection, its response.
+fn call_once(addr: &str, mut cmd: broker::remoting::RemotingCommand) -> broker::remoting::RemotingCommand {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    cmd.opaque = 1;
+    let mut out = bytes::BytesMut::new();
+    cmd.encode_frame(&mut out);
+    stream.write_all(&out).unwrap();
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        if let Some(r) = broker::remoting::FrameDecoder::default().decode(&mut buf).unwrap() {
+            return r;
+        }
+        let mut chunk = [0u8; 65536];
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "{addr} closed the connection before answering");
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 fn tokio_free_restart(cluster: &Mutex<HaCluster>, name: &str) {

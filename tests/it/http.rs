@@ -55,7 +55,8 @@ impl Door {
 
     /// Creates `topic` with `queues` read and write queues.
     pub async fn topic(&self, topic: &str, queues: u32) {
-        let (s, v) = self.put(&format!("/v1/topics/{topic}"), &json!({"read_queues": queues, "write_queues": queues})).await;
+        let (s, v) =
+            self.put(&format!("/v1/topics/{topic}"), &json!({"read_queues": queues, "write_queues": queues})).await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
 
@@ -146,7 +147,8 @@ fn publish_pull_query_and_health() {
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{one}");
-        let batch: Vec<Value> = (0..5).map(|i| json!({"body": format!("batch {i}"), "keys": [format!("b-{i}")]})).collect();
+        let batch: Vec<Value> =
+            (0..5).map(|i| json!({"body": format!("batch {i}"), "keys": [format!("b-{i}")]})).collect();
         let (s, v) = door.post("/v1/topics/orders/messages", &json!({ "messages": batch })).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let results = v["results"].as_array().unwrap();
@@ -166,7 +168,10 @@ fn publish_pull_query_and_health() {
         assert_eq!(first["message_id"], raw_id.as_str());
         // The binary body comes back as base64.
         let (_, v) = door.get("/v1/topics/orders/queues/1/messages?offset=0&max=1").await;
-        assert_eq!((v["messages"][0]["body"].as_str(), v["messages"][0]["body_encoding"].as_str()), (Some("AAEC/w=="), Some("base64")));
+        assert_eq!(
+            (v["messages"][0]["body"].as_str(), v["messages"][0]["body_encoding"].as_str()),
+            (Some("AAEC/w=="), Some("base64"))
+        );
 
         // Long polling: a parked pull returns as soon as a message arrives.
         let (_, q) = door.get("/v1/topics/orders/queues").await;
@@ -194,7 +199,15 @@ fn publish_pull_query_and_health() {
         assert!(started.elapsed() >= Duration::from_millis(250));
 
         // The stream variant with the real curl -N: the backlog of queue 0 as SSE events.
-        let out = curl(&["-sS", "-N", "--max-time", "2", "-H", "Accept: text/event-stream", &door.url("/v1/topics/orders/queues/0/messages?offset=0")]);
+        let out = curl(&[
+            "-sS",
+            "-N",
+            "--max-time",
+            "2",
+            "-H",
+            "Accept: text/event-stream",
+            &door.url("/v1/topics/orders/queues/0/messages?offset=0"),
+        ]);
         assert!(out.contains("event: message\nid: 0\n") && out.contains("wake up"), "{out}");
 
         // Queries: by message id, by offset message id, by key.
@@ -241,7 +254,11 @@ fn bad_input_gets_the_right_status_and_the_broker_keeps_serving() {
             })
         };
         let json_post = |body: &'static str| {
-            door.http.post(door.url("/v1/topics/bad/messages")).header("content-type", "application/json").body(body).send()
+            door.http
+                .post(door.url("/v1/topics/bad/messages"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
         };
         let cases: Vec<(&str, StatusCode, &str, reqwest::Response)> = vec![
             ("malformed JSON", StatusCode::BAD_REQUEST, "BAD_REQUEST", json_post("{\"body\": ").await.unwrap()),
@@ -273,7 +290,13 @@ fn bad_input_gets_the_right_status_and_the_broker_keeps_serving() {
                 "bad queue id header",
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
-                door.http.post(door.url("/v1/topics/bad/messages")).header("rmq-queue-id", "x").body("x").send().await.unwrap(),
+                door.http
+                    .post(door.url("/v1/topics/bad/messages"))
+                    .header("rmq-queue-id", "x")
+                    .body("x")
+                    .send()
+                    .await
+                    .unwrap(),
             ),
             (
                 "unknown route",
@@ -333,12 +356,14 @@ fn simple_consumer_leases_acks_nacks_and_dead_letters() {
         // Ack "one" (twice: harmless); leave "two"; nack "three".
         assert_eq!(door.ack(g, t, &handle(0)).await.0, StatusCode::NO_CONTENT);
         assert_eq!(door.ack(g, t, &handle(0)).await.0, StatusCode::NO_CONTENT);
-        let (s, v) = door.post(&format!("/v1/groups/{g}/topics/{t}/nack"), &json!({"receipt_handles": [handle(2)]})).await;
+        let (s, v) =
+            door.post(&format!("/v1/groups/{g}/topics/{t}/nack"), &json!({"receipt_handles": [handle(2)]})).await;
         assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
         // A forged or altered handle is refused with 400.
         let h1 = handle(1);
         let (payload, tag) = h1.split_once('.').unwrap();
-        let flipped = format!("{}{}.{tag}", &payload[..payload.len() - 1], if payload.ends_with('A') { "B" } else { "A" });
+        let flipped =
+            format!("{}{}.{tag}", &payload[..payload.len() - 1], if payload.ends_with('A') { "B" } else { "A" });
         for bad in [flipped.as_str(), "not-a-handle", &format!("{payload}.AAAAAAAAAAAAAAAAAAAAAA")] {
             let (s, v) = door.ack(g, t, bad).await;
             assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_RECEIPT_HANDLE")), "{bad}");
@@ -347,7 +372,7 @@ fn simple_consumer_leases_acks_nacks_and_dead_letters() {
         let mut again = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         while again.len() < 2 && Instant::now() < deadline {
-            again.extend(door.receive(g, t, 3, 1000, 3000).await);
+            again.extend(door.receive(g, t, 3, 10_000, 3000).await);
         }
         let mut bodies: Vec<&str> = again.iter().map(body_of).collect();
         bodies.sort_unstable();
@@ -360,7 +385,10 @@ fn simple_consumer_leases_acks_nacks_and_dead_letters() {
         let two = again.iter().find(|m| body_of(m) == "two").unwrap();
         let old = two["receipt_handle"].as_str().unwrap();
         let (s, v) = door
-            .post(&format!("/v1/groups/{g}/topics/{t}/change-invisible-duration"), &json!({"receipt_handle": old, "invisible_ms": 60000}))
+            .post(
+                &format!("/v1/groups/{g}/topics/{t}/change-invisible-duration"),
+                &json!({"receipt_handle": old, "invisible_ms": 60000}),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let new = v["receipt_handle"].as_str().unwrap().to_owned();
@@ -376,7 +404,9 @@ fn simple_consumer_leases_acks_nacks_and_dead_letters() {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut dead = Vec::new();
         while dead.is_empty() && Instant::now() < deadline {
-            let (s, v) = door.get(&format!("/v1/topics/{}/queues/0/messages?offset=0&wait_ms=1000", dlq.replace('%', "%25"))).await;
+            let (s, v) = door
+                .get(&format!("/v1/topics/{}/queues/0/messages?offset=0&wait_ms=1000", dlq.replace('%', "%25")))
+                .await;
             if s == StatusCode::OK {
                 dead = v["messages"].as_array().cloned().unwrap_or_default();
             } else {
@@ -456,7 +486,11 @@ fn pop_ack_and_change_invisible_time_on_the_native_door() {
             let r = client.invoke(&addr, pop.clone().with_field("pollTime", 2000), timeout).await.unwrap();
             if r.code == 0 {
                 assert!(r.body.windows(2).any(|w| w == b"n2") && !r.body.windows(2).any(|w| w == b"n1"));
-                assert!(r.field("msgOffsetInfo").unwrap().starts_with("1 0 "), "from the retry topic: {:?}", r.field("msgOffsetInfo"));
+                assert!(
+                    r.field("msgOffsetInfo").unwrap().starts_with("1 0 "),
+                    "from the retry topic: {:?}",
+                    r.field("msgOffsetInfo")
+                );
                 break;
             }
             assert!(Instant::now() < deadline, "n2 was not redelivered");
@@ -552,8 +586,15 @@ fn validate_openapi(door: &Door, doc: &Value) {
         for (method, op) in item.as_object().unwrap() {
             assert!(["get", "put", "post", "delete"].contains(&method.as_str()), "{method}");
             assert!(op["operationId"].is_string() && op["responses"].as_object().is_some_and(|r| !r.is_empty()));
-            let params: Vec<&str> = op["parameters"].as_array().unwrap().iter().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap()).collect();
-            let in_path: Vec<&str> = path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            let in_path: Vec<&str> =
+                path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
             assert_eq!(params, in_path, "{method} {path}");
         }
     }
@@ -566,7 +607,212 @@ fn validate_openapi(door: &Door, doc: &Value) {
             assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must install openapi-spec-validator");
             eprintln!("openapi-spec-validator is not installed; structural checks only");
         }
-        Ok(out) => panic!("the OpenAPI document does not validate:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        Ok(out) => panic!(
+            "the OpenAPI document does not validate:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
         Err(e) => panic!("run python3: {e}"),
     }
+}
+
+/// Interoperability (acceptance 2): a message published over HTTP reaches the unmodified
+/// `rocketmq-client-rust` push consumer with tag, keys and properties intact, and one sent by that
+/// client's producer is received over HTTP with the same fields.
+#[test]
+fn http_and_the_rocketmq_client_interoperate_both_ways() {
+    use crate::native::{
+        ARRIVAL, Inbox, Listener, Recorder, Subscription, eventually, message, serial, start_producer,
+        start_push_consumer, with_client,
+    };
+    let _serial = serial();
+    let door = Door::start("");
+    let namesrv = door.cluster.namesrv_addr.clone();
+    with_client(async |rt| {
+        door.topic("from_http", 2).await;
+        door.topic("from_client", 2).await;
+        // HTTP -> push consumer (subscribed to one tag: the other message must not arrive).
+        let inbox = Inbox::default();
+        let mut consumer = start_push_consumer(
+            &rt,
+            &namesrv,
+            "CG_http_interop",
+            "from_http",
+            Subscription::Tag("wanted"),
+            Listener::Concurrently(Recorder::new(&inbox)),
+            |b| b,
+        )
+        .await;
+        let r = door
+            .http
+            .post(door.url("/v1/topics/from_http/messages"))
+            .header("rmq-tag", "wanted")
+            .header("rmq-keys", "k-1,k-2")
+            .header("rmq-property-region", "eu")
+            .body("over http")
+            .send()
+            .await
+            .unwrap();
+        let (s, published) = answer(r).await;
+        assert_eq!(s, StatusCode::CREATED, "{published}");
+        let (s, _) = door.post("/v1/topics/from_http/messages", &json!({"body": "unwanted", "tag": "other"})).await;
+        assert_eq!(s, StatusCode::CREATED);
+        assert!(eventually(ARRIVAL, || inbox.len() >= 1).await, "the push consumer got nothing");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let got = inbox.snapshot();
+        assert_eq!(got.len(), 1, "only the tagged message: {got:?}");
+        let m = &got[0];
+        assert_eq!(m.body, b"over http");
+        assert_eq!(m.tags.as_deref(), Some("wanted"));
+        assert_eq!(m.keys.as_deref(), Some("k-1 k-2"));
+        assert_eq!(m.prop("region"), Some("eu"));
+        assert_eq!(m.id, published["message_id"].as_str().unwrap());
+        consumer.shutdown().await;
+
+        // Producer -> HTTP simple consumer.
+        let mut producer = start_producer(&rt, &namesrv, "PG_http_interop").await;
+        let sent = producer
+            .send(message("from_client", Some("native"), &["nk-1", "nk-2"], b"over remoting", &[("color", "blue")]))
+            .await
+            .expect("send");
+        let sent_id = sent.and_then(|r| r.msg_id.map(|id| id.to_string())).unwrap_or_default();
+        let got = door.receive("http_reader", "from_client", 4, 30_000, 5_000).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        let m = &got[0];
+        assert_eq!(body_of(m), "over remoting");
+        assert_eq!(m["tag"], "native");
+        assert_eq!(m["keys"], json!(["nk-1", "nk-2"]));
+        assert_eq!(m["properties"]["color"], "blue");
+        assert_eq!(m["message_id"].as_str(), Some(sent_id.as_str()), "{m}");
+        assert_eq!(
+            door.ack("http_reader", "from_client", m["receipt_handle"].as_str().unwrap()).await.0,
+            StatusCode::NO_CONTENT
+        );
+        producer.shutdown().await;
+    });
+}
+
+/// Plugins over HTTP: a component uploaded with `PUT /v1/plugins/{name}` and bound with `POST
+/// .../bindings` runs in the broker (a native consumer of the bound group gets only what the
+/// filter passes, and so does an HTTP receive of a bound group), its counters show in `/metrics`,
+/// and a bound plugin cannot be removed.
+#[test]
+fn plugins_are_uploaded_bound_and_removed_over_http() {
+    use crate::native::{
+        ARRIVAL, Inbox, Listener, QUIET, Recorder, Subscription, eventually, serial, start_push_consumer, with_client,
+    };
+    let _serial = serial();
+    let wasm =
+        std::fs::read(broker::plugin::examples::build().unwrap_or_else(|e| panic!("{e}")).join("json_filter.wasm"))
+            .unwrap();
+    let door = Door::start("");
+    let namesrv = door.cluster.namesrv_addr.clone();
+    with_client(async |rt| {
+        door.topic("plugged", 1).await;
+        let r = door
+            .http
+            .put(door.url("/v1/plugins/eu_only?role=filter&param.field=order.region&param.equals=eu"))
+            .header("content-type", "application/wasm")
+            .body(wasm.clone())
+            .send()
+            .await
+            .unwrap();
+        let (s, v) = answer(r).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["name"], "eu_only");
+        let (s, v) = door
+            .post("/v1/plugins/eu_only/bindings", &json!({"role": "filter", "group": "CG_eu", "topic": "plugged"}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) = door.get("/v1/plugins").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["plugins"][0]["name"], "eu_only", "{v}");
+        assert_eq!(v["bindings"][0]["plugin"], "eu_only", "{v}");
+        // A bound plugin is not removed.
+        let r = door.http.delete(door.url("/v1/plugins/eu_only")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+
+        for (i, region) in ["eu", "us", "eu", "apac"].iter().enumerate() {
+            let body = json!({"order": {"region": region, "n": i}}).to_string();
+            let (s, _) = door
+                .post("/v1/topics/plugged/messages", &json!({"body": body, "properties": {"seq": i.to_string()}}))
+                .await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        let inbox = Inbox::default();
+        let mut consumer = start_push_consumer(
+            &rt,
+            &namesrv,
+            "CG_eu",
+            "plugged",
+            Subscription::Tag("*"),
+            Listener::Concurrently(Recorder::new(&inbox)),
+            |b| b,
+        )
+        .await;
+        assert!(eventually(ARRIVAL, || inbox.len() >= 2).await, "the filtered consumer got {}", inbox.len());
+        tokio::time::sleep(QUIET).await;
+        let mut seqs: Vec<String> = inbox.snapshot().iter().filter_map(|r| r.prop("seq").map(str::to_owned)).collect();
+        seqs.sort();
+        assert_eq!(seqs, ["0", "2"], "only the eu orders pass");
+        consumer.shutdown().await;
+
+        let text = door.http.get(door.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let calls = text
+            .lines()
+            .find(|l| l.starts_with("rocketmq_plugin_invocations_total{") && l.contains("plugin=\"eu_only\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(calls.is_some_and(|c| c >= 1.0), "plugin calls in /metrics: {calls:?}");
+
+        // The HTTP simple consumer of a bound group is filtered the same way.
+        let spec = json!({"role": "filter", "group": "CG_eu_http", "topic": "plugged"});
+        let (s, v) = door.post("/v1/plugins/eu_only/bindings", &spec).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let got = door.receive("CG_eu_http", "plugged", 8, 30_000, 2_000).await;
+        let seqs: Vec<&str> = got.iter().filter_map(|m| m["properties"]["seq"].as_str()).collect();
+        assert_eq!(seqs, ["0", "2"], "{got:?}");
+
+        for group in ["CG_eu", "CG_eu_http"] {
+            let r = door
+                .http
+                .delete(door.url("/v1/plugins/eu_only/bindings"))
+                .json(&json!({"role": "filter", "group": group, "topic": "plugged"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        }
+        let r = door.http.delete(door.url("/v1/plugins/eu_only")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let (s, v) = door.get("/v1/plugins/eu_only").await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
+    });
+}
+
+/// A transactional half message over HTTP is invisible until committed; a rolled-back one never
+/// shows.
+#[test]
+fn transactional_publish_commits_and_rolls_back_over_http() {
+    let door = Door::start("");
+    block_on(async {
+        door.topic("tx", 1).await;
+        let mut ids = Vec::new();
+        for body in ["kept", "dropped"] {
+            let (s, v) = door.post("/v1/topics/tx/messages", &json!({"body": body, "transaction": true})).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            ids.push(v["transaction_id"].as_str().unwrap().to_owned());
+        }
+        let (_, v) = door.get("/v1/topics/tx/queues/0/messages?offset=0").await;
+        assert_eq!(v["messages"].as_array().map(Vec::len), Some(0), "half messages are invisible: {v}");
+        let r = door.http.post(door.url(&format!("/v1/transactions/{}/commit", ids[0]))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let r = door.http.post(door.url(&format!("/v1/transactions/{}/rollback", ids[1]))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let (_, v) = door.get("/v1/topics/tx/queues/0/messages?offset=0&wait_ms=5000").await;
+        let bodies: Vec<&str> = v["messages"].as_array().unwrap().iter().map(body_of).collect();
+        assert_eq!(bodies, ["kept"], "{v}");
+        let r = door.http.post(door.url("/v1/transactions/garbage/commit")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    });
 }

@@ -7,5 +7,6 @@ mod metrics;
 mod mqadmin;
 mod mqbroker;
 mod native;
+mod plugins;
 mod support;
 mod tidy;

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::http::{Door, block_on};
-use crate::support::{Process, START_TIMEOUT, free_port};
+use crate::support::{Process, START_TIMEOUT, free_broker_port, free_port, write_config};
 
 /// The samples of one scrape: `(name, labels, value)`.
 fn parse(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
@@ -33,7 +33,11 @@ fn parse(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>,
         .collect()
 }
 
-fn value(samples: &[(String, std::collections::BTreeMap<String, String>, f64)], name: &str, labels: &[(&str, &str)]) -> f64 {
+fn value(
+    samples: &[(String, std::collections::BTreeMap<String, String>, f64)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
     samples
         .iter()
         .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
@@ -43,7 +47,12 @@ fn value(samples: &[(String, std::collections::BTreeMap<String, String>, f64)], 
 
 /// `promtool check metrics` on the text: no output means no problems.
 fn promtool(text: &str) {
-    let child = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
@@ -84,17 +93,44 @@ fn broker_metrics_parse_move_with_traffic_and_pass_promtool() {
         assert_eq!(value(&after, "rocketmq_messages_in_total", &http_in), 5.0, "{text}");
         assert_eq!(value(&after, "rocketmq_throughput_in_bytes_total", &http_in), 10.0);
         assert_eq!(value(&after, "rocketmq_messages_out_total", &http_in), 10.0, "5 received + 5 pulled");
-        assert_eq!(value(&after, "rocketmq_consumer_inflight_messages", &[("topic", "metered"), ("consumer_group", "meter_group")]), 5.0);
+        assert_eq!(
+            value(
+                &after,
+                "rocketmq_consumer_inflight_messages",
+                &[("topic", "metered"), ("consumer_group", "meter_group")]
+            ),
+            5.0
+        );
         assert!(value(&after, "rocketmq_pop_requests_total", &[("protocol", "http"), ("result", "messages")]) >= 1.0);
         assert!(value(&after, "rocketmq_storage_size_bytes", &[("storage_type", "commitlog")]) > 0.0);
         assert!(value(&after, "rocketmq_storage_disk_usage_ratio", &[]) > 0.0);
         assert!(value(&after, "rocketmq_connections", &[("protocol", "http")]) >= 1.0);
         assert!(
-            value(&after, "http_server_request_duration_seconds_count", &[("http_route", "/v1/topics/{topic}/messages")]) >= 5.0,
+            value(&after, "http_server_request_duration_seconds", &[("http_route", "/v1/topics/:topic/messages")])
+                >= 5.0,
             "{text}"
         );
-        // The native door counts too: the broker's registration and any request through it.
-        assert!(value(&after, "rocketmq_requests_total", &[("protocol", "remoting")]) >= 0.0);
+        // The native door counts too: a POP through it moves the remoting families.
+        let pop = broker::remoting::RemotingCommand::request(broker::protocol::request::POP_MESSAGE)
+            .with_field("consumerGroup", "native_meter")
+            .with_field("topic", "metered")
+            .with_field("queueId", -1)
+            .with_field("maxMsgNums", 5)
+            .with_field("invisibleTime", 30_000)
+            .with_field("pollTime", 1000)
+            .with_field("bornTime", 0)
+            .with_field("initMode", 0);
+        let client = broker::remoting::Client::default();
+        let r = client.invoke(&door.cluster.broker_addr, pop, std::time::Duration::from_secs(10)).await.unwrap();
+        assert_eq!(r.code, 0, "{:?}", r.remark);
+        let text = scrape().await;
+        let after = parse(&text);
+        let pop_ok = [("protocol", "remoting"), ("request_code", "POP_MESSAGE"), ("response_code", "SUCCESS")];
+        assert_eq!(value(&after, "rocketmq_requests_total", &pop_ok), 1.0, "{text}");
+        assert_eq!(
+            value(&after, "rocketmq_messages_out_total", &[("topic", "metered"), ("protocol", "remoting")]),
+            5.0
+        );
         assert!(!text.contains("receipt_handle") && !text.contains("message_id"), "no per-message labels");
         promtool(&text);
     });
@@ -105,7 +141,11 @@ fn name_server_serves_its_own_metrics_port() {
     let dir = tempfile::tempdir().unwrap();
     let (port, http) = (free_port(), free_port());
     let config = dir.path().join("namesrv.properties");
-    std::fs::write(&config, format!("listenPort={port}\nhttpListenPort={http}\nkvConfigPath={}\n", dir.path().join("kv.json").display())).unwrap();
+    std::fs::write(
+        &config,
+        format!("listenPort={port}\nhttpListenPort={http}\nkvConfigPath={}\n", dir.path().join("kv.json").display()),
+    )
+    .unwrap();
     let mut ns = Process::start_namesrv(&config);
     ns.wait_for("Name server metrics on /metrics", START_TIMEOUT);
     let text = block_on(async {
@@ -116,4 +156,18 @@ fn name_server_serves_its_own_metrics_port() {
     let samples = parse(&text);
     assert!(samples.iter().any(|(n, _, _)| n == "rocketmq_namesrv_topics"), "{text}");
     promtool(&text);
+    // A broker registers: the gauges follow at the next scrape.
+    let broker_port = free_broker_port();
+    let broker_config = write_config(
+        dir.path(),
+        &format!("listenPort={broker_port}\nnamesrvAddr=127.0.0.1:{port}\nbrokerIP1=127.0.0.1"),
+    );
+    let mut broker = Process::start(&broker_config);
+    broker.wait_for("Broker started", START_TIMEOUT);
+    let text = block_on(async {
+        reqwest::get(format!("http://127.0.0.1:{http}/metrics")).await.unwrap().text().await.unwrap()
+    });
+    let samples = parse(&text);
+    assert_eq!(value(&samples, "rocketmq_namesrv_brokers", &[("cluster", "TestCluster")]), 1.0, "{text}");
+    assert!(value(&samples, "rocketmq_namesrv_topics", &[]) >= 1.0, "the broker's system topics: {text}");
 }

@@ -196,6 +196,77 @@ pub const COMMANDS: &[Spec] = &[
         about: "Get broker config by cluster or special broker!",
         options: &[opt('b', "brokerAddr", "get which broker"), opt('c', "clusterName", "get which cluster")],
     },
+    // Wasm plugins (ours; `admin::plugin`): two words, `mqadmin plugin deploy ...`.
+    Spec {
+        name: "plugin deploy",
+        about: "Deploy (or replace) a Wasm plugin component",
+        options: &[
+            opt('b', "brokerAddr", "to which broker"),
+            opt('c', "clusterName", "to every master of which cluster"),
+            req('p', "name", "deployment name"),
+            req('f', "file", "the component (.wasm)"),
+            opt('r', "role", "expected role: filter, router or transaction-checker"),
+            opt('F', "paramsFile", "parameters file: name=value lines"),
+            opt('a', "params", "parameters as a JSON object of strings"),
+        ],
+    },
+    Spec {
+        name: "plugin list",
+        about: "List deployed Wasm plugins and their bindings",
+        options: &[opt('b', "brokerAddr", "which broker"), opt('c', "clusterName", "every master of which cluster")],
+    },
+    Spec {
+        name: "plugin describe",
+        about: "Show a Wasm plugin, its bindings and counters",
+        options: &[
+            opt('b', "brokerAddr", "which broker"),
+            opt('c', "clusterName", "every master of which cluster"),
+            req('p', "name", "deployment name"),
+        ],
+    },
+    Spec {
+        name: "plugin bind",
+        about: "Bind a plugin: filter to (group, topic), router to topic, checker to producer group",
+        options: &[
+            opt('b', "brokerAddr", "which broker"),
+            opt('c', "clusterName", "every master of which cluster"),
+            req('p', "name", "deployment name"),
+            req('r', "role", "filter, router or transaction-checker"),
+            opt('g', "group", "consumer group (filter) or producer group (checker)"),
+            opt('t', "topic", "topic (filter, router)"),
+            switch('o', "failOpen", "filter only: deliver unfiltered when the plugin fails"),
+        ],
+    },
+    Spec {
+        name: "plugin unbind",
+        about: "Remove the plugin binding at a place",
+        options: &[
+            opt('b', "brokerAddr", "which broker"),
+            opt('c', "clusterName", "every master of which cluster"),
+            req('r', "role", "filter, router or transaction-checker"),
+            opt('g', "group", "consumer group (filter) or producer group (checker)"),
+            opt('t', "topic", "topic (filter, router)"),
+        ],
+    },
+    Spec {
+        name: "plugin remove",
+        about: "Remove an unbound Wasm plugin",
+        options: &[
+            opt('b', "brokerAddr", "which broker"),
+            opt('c', "clusterName", "every master of which cluster"),
+            req('p', "name", "deployment name"),
+        ],
+    },
+    Spec {
+        name: "plugin logs",
+        about: "Print a Wasm plugin's recent log lines",
+        options: &[
+            opt('b', "brokerAddr", "which broker"),
+            opt('c', "clusterName", "every master of which cluster"),
+            req('p', "name", "deployment name"),
+            opt('l', "last", "how many lines (default 100)"),
+        ],
+    },
 ];
 
 /// What went wrong, and the exit code it maps to.
@@ -413,13 +484,23 @@ pub fn general_help() -> String {
 
 /// Runs `mqadmin` with `argv` (without the program name): prints the result to stdout, errors to
 /// stderr, and returns the exit code.
-pub async fn run(argv: Vec<String>) -> i32 {
+pub async fn run(mut argv: Vec<String>) -> i32 {
+    // `plugin <verb>` is one sub-command of two words.
+    if argv.first().is_some_and(|w| w == "plugin") && argv.len() > 1 {
+        let verb = argv.remove(1);
+        argv[0] = format!("plugin {verb}");
+    }
     let Some(name) = argv.first() else {
         print!("{}", general_help());
         return 2;
     };
     if name == "help" || name == "-h" || name == "--help" {
-        match argv.get(1).and_then(|n| COMMANDS.iter().find(|c| c.name == n)) {
+        let topic = argv[1..].iter().take(2).cloned().collect::<Vec<_>>().join(" ");
+        let spec = COMMANDS
+            .iter()
+            .find(|c| c.name == topic)
+            .or_else(|| argv.get(1).and_then(|n| COMMANDS.iter().find(|c| c.name == n)));
+        match spec {
             Some(spec) => print!("{}", command_help(spec)),
             None => print!("{}", general_help()),
         }

@@ -33,6 +33,9 @@ const QUERY_BY_KEY_MAX: u32 = 64;
 
 /// Runs one sub-command.
 pub async fn execute(name: &str, args: &Args) -> Result<Report> {
+    if name.starts_with("plugin ") {
+        return super::plugin::execute(name, args).await;
+    }
     let admin = Admin { client: MqClient::new(ClientConfig::from_env_or(args.namesrv.as_deref())) };
     match name {
         "clusterList" => admin.cluster_list(args).await,

@@ -7,6 +7,7 @@
 //! | `body.rs` | `TopicStatsTable`, `ConsumeStats`, connections, ...; the object-key JSON reader and writer |
 //! | `cli.rs` | argument parsing, help, exit codes, output |
 //! | `commands.rs` | the sub-commands, over [`crate::client::MqClient`] |
+//! | `plugin.rs` | `plugin deploy\|list\|describe\|bind\|unbind\|remove\|logs` (Wasm plugins) |
 //!
 //! Exit codes of `mqadmin`: 0 success, 1 a failure at a server (or the connection), 2 a usage
 //! error (unknown command or flag, missing or malformed value), 3 nothing found (no route, no
@@ -15,6 +16,7 @@
 pub mod body;
 pub mod cli;
 mod commands;
+mod plugin;
 #[cfg(test)]
 mod tests;
 

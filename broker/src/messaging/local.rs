@@ -17,7 +17,6 @@ use super::{
     BrokerView, Durability, Error, GroupInfo, Lease, Message, Messaging, OutgoingMessage, PullBatch, QueueProgress,
     Readiness, ReceiveRequest, Received, Result, TopicInfo,
 };
-use crate::store::FlushDiskType;
 use crate::filter::Subscription;
 use crate::metrics::Protocol;
 use crate::processor::pop::{self, LeaseOutcome, PopRequest, pop_retry_topic};
@@ -26,6 +25,7 @@ use crate::processor::{BrokerInner, Role};
 use crate::protocol::message_id::{UniqueIds, decode_offset_msg_id, offset_msg_id};
 use crate::protocol::{self, PERM_READ, PERM_WRITE, RETRY_GROUP_TOPIC_PREFIX, request, response};
 use crate::remoting::RemotingCommand;
+use crate::store::FlushDiskType;
 use crate::store::format::{
     MessageInput, PROPERTY_DELAY, PROPERTY_KEYS, PROPERTY_REAL_QUEUE_ID, PROPERTY_REAL_TOPIC, PROPERTY_TAGS,
     PROPERTY_UNIQ_KEY, SYS_FLAG_TRANSACTION_MASK, Scanned, scan_record,
@@ -39,6 +39,10 @@ pub const PULL_MESSAGES_MAX: usize = 32;
 pub const WAIT_MS_MAX: u64 = 30_000;
 /// Messages one query by key returns at most.
 pub const QUERY_MESSAGES_MAX: usize = 64;
+/// Longest a publish waits for its messages to be dispatched (readable), ms.
+const DISPATCH_WAIT_MS_MAX: u64 = 200;
+/// Times a publish yields to the runtime before it sleeps while waiting for the dispatcher.
+const DISPATCH_WAIT_YIELDS_MAX: u32 = 64;
 /// How long an END_TRANSACTION on the loopback may take.
 const END_TRANSACTION_TIMEOUT_MS: u64 = 5_000;
 /// Properties the broker and clients set: never shown as user properties.
@@ -194,14 +198,37 @@ impl LocalMessaging {
     }
 
     fn durability(&self, status: PutStatus) -> (Durability, &'static str) {
-        let flushed =
-            if self.broker.config.flush_disk_type == FlushDiskType::Sync { Durability::Disk } else { Durability::Memory };
+        let flushed = if self.broker.config.flush_disk_type == FlushDiskType::Sync {
+            Durability::Disk
+        } else {
+            Durability::Memory
+        };
         match status {
             PutStatus::Ok if self.broker.role() == Role::SyncMaster => (Durability::Replicated, "SEND_OK"),
             PutStatus::Ok => (flushed, "SEND_OK"),
             PutStatus::FlushDiskTimeout => (Durability::Memory, "FLUSH_DISK_TIMEOUT"),
             PutStatus::FlushSlaveTimeout => (flushed, "FLUSH_SLAVE_TIMEOUT"),
             PutStatus::SlaveNotAvailable => (flushed, "SLAVE_NOT_AVAILABLE"),
+        }
+    }
+}
+
+/// Waits (briefly) until the store's dispatcher has indexed the CommitLog up to `end_offset`, so
+/// that a gateway client reads its own writes: a pull, receive or query right after a publish
+/// answered finds the message. The dispatcher is woken by the append; this normally takes
+/// microseconds and gives up after [`DISPATCH_WAIT_MS_MAX`].
+async fn wait_dispatched(b: &BrokerInner, end_offset: u64) {
+    if b.store.dispatched_offset() >= end_offset {
+        return;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_millis(DISPATCH_WAIT_MS_MAX);
+    let mut spins = 0u32;
+    while b.store.dispatched_offset() < end_offset && std::time::Instant::now() < deadline {
+        if spins < DISPATCH_WAIT_YIELDS_MAX {
+            spins += 1;
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 }
@@ -231,7 +258,8 @@ pub fn decode_message(store_host: std::net::SocketAddr, record: &[u8]) -> Option
             _ => properties.push((k.to_owned(), v.to_owned())),
         }
     }
-    let offset_message_id = offset_msg_id(if r.store_host.port() == 0 { store_host } else { r.store_host }, r.physical_offset);
+    let offset_message_id =
+        offset_msg_id(if r.store_host.port() == 0 { store_host } else { r.store_host }, r.physical_offset);
     let topic = match retry_topic {
         Some(t) if r.topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) => t,
         _ => r.topic.to_owned(),
@@ -317,6 +345,7 @@ impl Messaging for LocalMessaging {
             }
             let count = inputs.len() as u64;
             let result = put_replicated(b, inputs, true).await?;
+            wait_dispatched(b, result.appended.end_offset).await;
             b.metrics.record_in(self.protocol, topic, count, bytes);
             let (durability, status) = self.durability(result.status);
             for (appended, id) in result.appended.messages.iter().zip(ids) {
@@ -370,9 +399,7 @@ impl Messaging for LocalMessaging {
             .map_err(|e| Error::Unavailable(format!("END_TRANSACTION on the native port: {e}")))?;
         match answer.code {
             response::SUCCESS => Ok(()),
-            _ => Err(Error::MessageNotFound(
-                answer.remark.unwrap_or_else(|| "no such half message".to_owned()),
-            )),
+            _ => Err(Error::MessageNotFound(answer.remark.unwrap_or_else(|| "no such half message".to_owned()))),
         }
     }
 
@@ -493,8 +520,15 @@ impl Messaging for LocalMessaging {
         if h.invisible_until_ms < now_ms() {
             return Err(self.expired("the lease ran out"));
         }
-        let outcome =
-            pop::change_invisible(&self.broker, group, &h.topic, h.queue_id, h.queue_offset, h.pop_time_ms, invisible_ms);
+        let outcome = pop::change_invisible(
+            &self.broker,
+            group,
+            &h.topic,
+            h.queue_id,
+            h.queue_offset,
+            h.pop_time_ms,
+            invisible_ms,
+        );
         match outcome {
             LeaseOutcome::Done(Some(lease)) => {
                 let new = Handle { pop_time_ms: lease.pop_time_ms, invisible_until_ms: lease.invisible_until_ms, ..h };
@@ -514,11 +548,7 @@ impl Messaging for LocalMessaging {
             return Ok(m);
         }
         let found = b.store.query_by_key(topic, id, QUERY_MESSAGES_MAX, 0, i64::MAX);
-        found
-            .iter()
-            .filter_map(|r| decode_message(b.store_host, r))
-            .find(|m| m.message_id == id)
-            .ok_or_else(not_found)
+        found.iter().filter_map(|r| decode_message(b.store_host, r)).find(|m| m.message_id == id).ok_or_else(not_found)
     }
 
     async fn messages_by_key(&self, topic: &str, key: &str, max: usize) -> Result<Vec<Message>> {
@@ -585,8 +615,11 @@ impl Messaging for LocalMessaging {
 
     async fn put_group(&self, info: GroupInfo) -> Result<GroupInfo> {
         check_name("group", &info.name)?;
-        let mut g =
-            self.broker.groups.get(&info.name).map_or_else(|| SubscriptionGroupConfig::new(&info.name), |g| (*g).clone());
+        let mut g = self
+            .broker
+            .groups
+            .get(&info.name)
+            .map_or_else(|| SubscriptionGroupConfig::new(&info.name), |g| (*g).clone());
         g.consume_enable = info.consume_enable;
         g.retry_max_times = info.retry_max_times;
         g.retry_queue_nums = info.retry_queues;
@@ -595,7 +628,11 @@ impl Messaging for LocalMessaging {
     }
 
     async fn delete_group(&self, group: &str) -> Result<()> {
-        if self.broker.groups.remove(group) { Ok(()) } else { Err(Error::GroupNotFound(format!("group {group} does not exist"))) }
+        if self.broker.groups.remove(group) {
+            Ok(())
+        } else {
+            Err(Error::GroupNotFound(format!("group {group} does not exist")))
+        }
     }
 
     async fn progress(&self, group: &str, topic: Option<&str>) -> Result<Vec<QueueProgress>> {

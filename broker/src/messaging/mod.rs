@@ -108,6 +108,9 @@ impl From<processor::Error> for Error {
             P::ServiceNotAvailable(m) => Error::Unavailable(m),
             P::Store(e @ crate::store::Error::MessageTooLarge { .. }) => Error::BadRequest(e.to_string()),
             P::Store(crate::store::Error::DiskFull(m)) => Error::Busy(format!("disk full: {m}")),
+            P::Store(e @ (crate::store::Error::Poisoned | crate::store::Error::ShutDown)) => {
+                Error::Unavailable(e.to_string())
+            }
             P::Store(crate::store::Error::FlushTimeout { .. }) => {
                 Error::DurabilityTimeout("the disk flush did not finish in time".into())
             }
@@ -332,7 +335,12 @@ pub trait Messaging: Send + Sync + 'static {
     fn topic(&self, topic: &str) -> impl Future<Output = Result<TopicInfo>> + Send;
 
     /// Creates or updates a topic.
-    fn put_topic(&self, topic: &str, read_queues: u32, write_queues: u32) -> impl Future<Output = Result<TopicInfo>> + Send;
+    fn put_topic(
+        &self,
+        topic: &str,
+        read_queues: u32,
+        write_queues: u32,
+    ) -> impl Future<Output = Result<TopicInfo>> + Send;
 
     fn delete_topic(&self, topic: &str) -> impl Future<Output = Result<()>> + Send;
 
@@ -349,7 +357,13 @@ pub trait Messaging: Send + Sync + 'static {
     fn progress(&self, group: &str, topic: Option<&str>) -> impl Future<Output = Result<Vec<QueueProgress>>> + Send;
 
     /// Sets `group`'s offset on one queue.
-    fn commit_offset(&self, group: &str, topic: &str, queue_id: u32, offset: u64) -> impl Future<Output = Result<()>> + Send;
+    fn commit_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     fn cluster(&self) -> impl Future<Output = Result<Vec<BrokerView>>> + Send;
 

@@ -28,8 +28,14 @@
 //! | `rocketmq_ha_replica_lag_bytes` | gauge | `replica` |
 //! | `rocketmq_connections` | gauge | `protocol` |
 //! | `http_server_request_duration_seconds` | histogram | `http_request_method, http_route, http_response_status_code` |
-//! | `rocketmq_plugin_invocations_total` | counter | `plugin, hook, result` |
-//! | `rocketmq_plugin_invocation_duration_seconds` | histogram | `plugin, hook` |
+//! | `rocketmq_plugin_invocations_total` | counter | `plugin, role` |
+//! | `rocketmq_plugin_messages_total` | counter | `plugin, role, result` (`in`, `passed`) |
+//! | `rocketmq_plugin_failures_total` | counter | `plugin, role, kind` (`error`, `trap_deadline`, ...) |
+//! | `rocketmq_plugin_invocation_seconds_total` | counter | `plugin, role` |
+//!
+//! The plugin host keeps its own totals (`mqadmin plugin describe` shows them); the broker's
+//! scrape hook copies them in with [`Metrics::set_plugin_totals`]. HA lag is set the same way
+//! ([`Metrics::set_ha_lag`] after [`Metrics::reset_ha_lag`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -122,7 +128,9 @@ pub struct Metrics {
     pub connections: IntGaugeVec,
     http_duration: HistogramVec,
     plugin_invocations: IntCounterVec,
-    plugin_duration: HistogramVec,
+    plugin_messages: IntCounterVec,
+    plugin_failures: IntCounterVec,
+    plugin_seconds: prometheus::CounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -170,10 +178,8 @@ impl Metrics {
         r.register(Box::new(flush_seconds.clone()))?;
         let flushes = IntCounter::new("rocketmq_storage_flushes_total", "CommitLog sync rounds completed.")?;
         r.register(Box::new(flushes.clone()))?;
-        let disk_usage = Gauge::new(
-            "rocketmq_storage_disk_usage_ratio",
-            "Used fraction of the file system holding the CommitLog.",
-        )?;
+        let disk_usage =
+            Gauge::new("rocketmq_storage_disk_usage_ratio", "Used fraction of the file system holding the CommitLog.")?;
         r.register(Box::new(disk_usage.clone()))?;
         Ok(Metrics {
             messages_in: counter_vec(r, "rocketmq_messages_in_total", "Messages stored.", &["topic", "protocol"])?,
@@ -278,16 +284,29 @@ impl Metrics {
             plugin_invocations: counter_vec(
                 r,
                 "rocketmq_plugin_invocations_total",
-                "Plugin calls by outcome.",
-                &["plugin", "hook", "result"],
+                "Plugin calls.",
+                &["plugin", "role"],
             )?,
-            plugin_duration: histogram_vec(
+            plugin_messages: counter_vec(
                 r,
-                "rocketmq_plugin_invocation_duration_seconds",
-                "Time spent in a plugin call.",
-                &["plugin", "hook"],
-                LATENCY_BUCKETS_SECONDS,
+                "rocketmq_plugin_messages_total",
+                "Messages handed to a plugin (in) and let through or routed by it (passed).",
+                &["plugin", "role", "result"],
             )?,
+            plugin_failures: counter_vec(
+                r,
+                "rocketmq_plugin_failures_total",
+                "Plugin calls that failed, by kind (error, trap_*, deadline, quarantine).",
+                &["plugin", "role", "kind"],
+            )?,
+            plugin_seconds: {
+                let c = prometheus::CounterVec::new(
+                    Opts::new("rocketmq_plugin_invocation_seconds_total", "Time spent in plugin calls."),
+                    &["plugin", "role"],
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
             topics: LabelCap::default(),
             groups: LabelCap::default(),
             refreshers: Mutex::new(Vec::new()),
@@ -396,18 +415,51 @@ impl Metrics {
         let _ = self.ha_lag.remove_label_values(&[replica]);
     }
 
-    /// One HTTP request answered; `route` is the route template, never the raw path.
-    pub fn record_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let code = status.to_string();
-        self.http_duration.with_label_values(&[method, route, code.as_str()]).observe(elapsed.as_secs_f64());
+    /// Forgets every replica (a scrape hook then sets the live ones).
+    pub fn reset_ha_lag(&self) {
+        self.ha_lag.reset();
     }
 
-    /// For the plugin host: one call of `plugin` at `hook` ended with `result` (`ok`, `reject`,
-    /// `error`, `trap`, `timeout`).
-    pub fn record_plugin_call(&self, plugin: &str, hook: &str, result: &str, elapsed: Duration) {
-        self.plugin_invocations.with_label_values(&[plugin, hook, result]).inc();
-        self.plugin_duration.with_label_values(&[plugin, hook]).observe(elapsed.as_secs_f64());
+    /// One HTTP request answered; `route` is the route template, never the raw path. The label
+    /// writes path parameters as `:name` (`/v1/topics/:topic/messages`): braces in label values
+    /// are valid exposition text but trip some parsers.
+    pub fn record_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let code = status.to_string();
+        let route = route.replace('{', ":").replace('}', "");
+        self.http_duration.with_label_values(&[method, route.as_str(), code.as_str()]).observe(elapsed.as_secs_f64());
     }
+
+    /// Copies the plugin host's running totals of `plugin` in `role` (counters only move up:
+    /// a total below the exported one, e.g. after a redeploy, leaves it as it is).
+    pub fn set_plugin_totals(&self, plugin: &str, role: &str, totals: &PluginTotals) {
+        let raise = |c: prometheus::IntCounter, to: u64| {
+            let now = c.get();
+            if to > now {
+                c.inc_by(to - now);
+            }
+        };
+        raise(self.plugin_invocations.with_label_values(&[plugin, role]), totals.calls);
+        raise(self.plugin_messages.with_label_values(&[plugin, role, "in"]), totals.messages_in);
+        raise(self.plugin_messages.with_label_values(&[plugin, role, "passed"]), totals.messages_passed);
+        for (kind, n) in &totals.failures {
+            raise(self.plugin_failures.with_label_values(&[plugin, role, kind]), *n);
+        }
+        let seconds = self.plugin_seconds.with_label_values(&[plugin, role]);
+        if totals.seconds > seconds.get() {
+            seconds.inc_by(totals.seconds - seconds.get());
+        }
+    }
+}
+
+/// One plugin's running totals, as the plugin host counts them.
+#[derive(Clone, Debug, Default)]
+pub struct PluginTotals {
+    pub calls: u64,
+    pub messages_in: u64,
+    pub messages_passed: u64,
+    /// `(kind, count)`; kinds come from a fixed set (`error`, `trap_deadline`, ...).
+    pub failures: Vec<(&'static str, u64)>,
+    pub seconds: f64,
 }
 
 /// The name of a remoting response code for the `response_code` label (`OTHER` for codes outside

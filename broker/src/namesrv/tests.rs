@@ -477,7 +477,10 @@ async fn namesrv_config_is_read_and_partly_updated() {
     let p = &f.processor;
     let get = || async { text(&p.process(None, &RemotingCommand::request(319)).await).to_owned() };
     let before = get().await;
-    assert!(before.starts_with("bindAddress=0.0.0.0\nbrokerExpiredMillis=120000\nkvConfigPath="), "{before}");
+    assert!(
+        before.starts_with("bindAddress=0.0.0.0\nbrokerExpiredMillis=120000\nhttpListenPort=0\nkvConfigPath="),
+        "{before}"
+    );
     assert!(before.ends_with("listenPort=9876\norderMessageEnable=false\nscanNotActiveBrokerInterval=10000\nserverChannelMaxIdleTimeSeconds=120\n"));
     let cases = [
         ("brokerExpiredMillis=5000\nscanNotActiveBrokerInterval=100", 0, ""),

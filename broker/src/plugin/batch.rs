@@ -60,12 +60,28 @@ impl<'a> PluginMessage<'a> {
     }
 
     pub fn tags(&self) -> Option<&'a str> {
-        crate::store::format::property(self.properties, PROPERTY_TAGS)
+        property(self.properties, PROPERTY_TAGS)
     }
 
     pub fn tags_code(&self) -> i64 {
         tags_code(self.tags())
     }
+}
+
+/// `store::format::property` on bytes (the hot path of every plugin call looks up TAGS and KEYS):
+/// the first pair named `key` with a non-empty value.
+fn property<'a>(encoded: &'a str, key: &str) -> Option<&'a str> {
+    const NAME_VALUE_SEPARATOR: u8 = 1;
+    const PROPERTY_SEPARATOR: u8 = 2;
+    encoded.as_bytes().split(|b| *b == PROPERTY_SEPARATOR).find_map(|pair| {
+        let value = pair.strip_prefix(key.as_bytes())?.strip_prefix(&[NAME_VALUE_SEPARATOR])?;
+        if value.is_empty() {
+            return None;
+        }
+        // The separators are ASCII, so these are char boundaries.
+        let start = value.as_ptr() as usize - encoded.as_ptr() as usize;
+        encoded.get(start..start + value.len())
+    })
 }
 
 /// `start << 32 | len`; spans past 4 GiB cannot occur (batches are far smaller), saturated anyway.
@@ -82,6 +98,19 @@ fn offset_in(props: &str, value: &str) -> usize {
 /// point into the copied properties when those are copied.
 pub fn push(m: &PluginMessage<'_>, needs: Needs, data: &mut Vec<u8>, index: &mut Vec<u64>) {
     let tags = m.tags();
+    push_tagged(m, tags, tags_code(tags), needs, data, index);
+}
+
+/// [`push`] with the message's tags and their hash code already looked up.
+pub fn push_tagged(
+    m: &PluginMessage<'_>,
+    tags: Option<&str>,
+    code: i64,
+    needs: Needs,
+    data: &mut Vec<u8>,
+    index: &mut Vec<u64>,
+) {
+    let keys = || property(m.properties, PROPERTY_KEYS);
     let put = |bytes: &[u8], data: &mut Vec<u8>| {
         let start = data.len();
         data.extend_from_slice(bytes);
@@ -94,16 +123,16 @@ pub fn push(m: &PluginMessage<'_>, needs: Needs, data: &mut Vec<u8>, index: &mut
         props = put(m.properties.as_bytes(), data);
         let within = |v: Option<&str>| v.map(|v| span(base + offset_in(m.properties, v), v.len())).unwrap_or(0);
         tags_span = if needs.tags { within(tags) } else { 0 };
-        keys_span = if needs.keys { within(crate::store::format::property(m.properties, PROPERTY_KEYS)) } else { 0 };
+        keys_span = if needs.keys { within(keys()) } else { 0 };
     } else {
         props = 0;
         tags_span = match (needs.tags, tags) {
             (true, Some(t)) => put(t.as_bytes(), data),
             _ => 0,
         };
-        keys_span = match (needs.keys, crate::store::format::property(m.properties, PROPERTY_KEYS)) {
-            (true, Some(k)) => put(k.as_bytes(), data),
-            _ => 0,
+        keys_span = match keys().filter(|_| needs.keys) {
+            Some(k) => put(k.as_bytes(), data),
+            None => 0,
         };
     }
     let body = if needs.body { put(m.body, data) } else { 0 };
@@ -113,7 +142,7 @@ pub fn push(m: &PluginMessage<'_>, needs: Needs, data: &mut Vec<u8>, index: &mut
         m.commitlog_offset,
         m.born_timestamp as u64,
         m.store_timestamp as u64,
-        tags_code(tags) as u64,
+        code as u64,
         m.reconsume_times as u32 as u64,
         topic,
         tags_span,

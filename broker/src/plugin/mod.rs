@@ -318,7 +318,8 @@ impl Deployed {
         let needs = self.info.needs;
         let deadline = Self::deadline_ms(msgs.len());
         let r = self.with_instance(|live| {
-            let codes: Vec<i64> = msgs.iter().map(|m| m.tags_code()).collect();
+            let tags: Vec<Option<&str>> = msgs.iter().map(|m| m.tags()).collect();
+            let codes: Vec<i64> = tags.iter().map(|t| crate::store::format::tags_code(*t)).collect();
             let pre = live.prefilter(&codes, deadline)?;
             let survivors: Vec<usize> =
                 (0..msgs.len()).filter(|&i| pre.as_ref().is_none_or(|p| batch::bit(p, i))).collect();
@@ -330,7 +331,7 @@ impl Deployed {
             data.clear();
             index.clear();
             for &i in &survivors {
-                batch::push(&msgs[i], needs, data, index);
+                batch::push_tagged(&msgs[i], tags[i], codes[i], needs, data, index);
             }
             let (pass, errors) = live.matches(deadline)?;
             let mut bad = 0;
@@ -663,12 +664,9 @@ impl Plugins {
             )));
         }
         let host = self.host()?;
-        let (role, loaded) = host.load(wasm).map_err(|e| {
-            if e.starts_with("wrong world: ") {
-                PluginError::WrongWorld(e["wrong world: ".len()..].to_owned())
-            } else {
-                PluginError::NotAComponent(e)
-            }
+        let (role, loaded) = host.load(wasm).map_err(|e| match e.strip_prefix("wrong world: ") {
+            Some(rest) => PluginError::WrongWorld(rest.to_owned()),
+            None => PluginError::NotAComponent(e),
         })?;
         if let Some(want) = expect
             && want != role

@@ -23,7 +23,7 @@ fn message<'a>(props: &'a str, body: &'a [u8]) -> PluginMessage<'a> {
     }
 }
 
-fn span_of<'a>(data: &'a [u8], word: u64) -> &'a [u8] {
+fn span_of(data: &[u8], word: u64) -> &[u8] {
     let (start, len) = ((word >> 32) as usize, (word & 0xFFFF_FFFF) as usize);
     &data[start..start + len]
 }
@@ -49,6 +49,27 @@ fn the_packed_index_points_at_every_field_it_was_asked_for() {
         let want_body: &[u8] = if needs.body { b"hello" } else { b"" };
         assert_eq!(span_of(&data, index[11]), want_body);
         assert_eq!(span_of(&data, index[INDEX_WORDS + 8]), b"", "no tags on the second message");
+    }
+}
+
+#[test]
+fn tags_and_keys_are_found_as_the_stores_property_lookup_finds_them() {
+    let cases = [
+        "TAGS\u{1}TagA\u{2}KEYS\u{1}k1 k2",
+        "KEYS\u{1}\u{2}TAGS\u{1}\u{2}TAGS\u{1}second\u{2}KEYS\u{1}k",
+        "TAGSX\u{1}no\u{2}XTAGS\u{1}no\u{2}KEYS",
+        "",
+        "TAGS\u{1}a\u{1}b\u{2}KEYS\u{1}\u{1}",
+        "\u{2}\u{2}TAGS\u{1}é\u{2}",
+    ];
+    for props in cases {
+        let m = message(props, b"");
+        assert_eq!(m.tags(), crate::store::format::property(props, "TAGS"), "{props:?}");
+        let (mut data, mut index) = (Vec::new(), Vec::new());
+        let only_keys = Needs { topic: false, tags: false, keys: true, properties: false, body: false };
+        push(&m, only_keys, &mut data, &mut index);
+        let want = crate::store::format::property(props, "KEYS").unwrap_or("");
+        assert_eq!(span_of(&data, index[9]), want.as_bytes(), "{props:?}");
     }
 }
 
@@ -240,7 +261,9 @@ fn the_tag_prefilter_drops_by_hash_code_and_the_full_match_checks_the_string() {
 fn deploy_errors_say_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = Plugins::open(dir.path(), None);
-    let cases: Vec<(&str, Vec<u8>, Vec<(String, String)>, Option<Role>, &str)> = vec![
+    /// (deployment name, component, parameters, expected role, what the error must say)
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(String, String)>, Option<Role>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         ("router-as-filter", wasm("key_router"), vec![], Some(Role::Filter), "wrong world: the component is a router"),
         (
             "no-params",
@@ -311,10 +334,16 @@ fn hostile_filters_fail_closed_get_quarantined_and_poison_is_isolated() {
 fn a_quarantined_plugin_recovers_after_its_backoff() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = Plugins::open(dir.path(), None);
-    let until = crate::store::now_ms() + 300;
-    let until = until.to_string();
+    // Compiled once here, so the timed deploy below is a cache hit.
+    plugins.deploy("warm", &wasm("hostile_filter"), params(&[("mode", "pass")]), None).unwrap();
+    let until = crate::store::now_ms() + 1_000;
     plugins
-        .deploy("flaky", &wasm("hostile_filter"), params(&[("mode", "fail-until"), ("until", &until)]), None)
+        .deploy(
+            "flaky",
+            &wasm("hostile_filter"),
+            params(&[("mode", "fail-until"), ("until", &until.to_string())]),
+            None,
+        )
         .unwrap();
     plugins.bind(filter_binding("flaky", "g", "t")).unwrap();
     let p = encoded(&[("KEYS", "k")]);
@@ -323,7 +352,8 @@ fn a_quarantined_plugin_recovers_after_its_backoff() {
         assert_eq!(plugins.filter("g", "t", &msgs).unwrap(), vec![Decision::Undecided]);
     }
     assert_eq!(plugins.describe("flaky").unwrap().counters.quarantines, 1);
-    std::thread::sleep(Duration::from_millis(QUARANTINE_BACKOFF_MS_MIN + 100));
+    let past_until = u64::try_from(until - crate::store::now_ms()).unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(past_until.max(QUARANTINE_BACKOFF_MS_MIN) + 100));
     assert_eq!(plugins.filter("g", "t", &msgs).unwrap(), vec![Decision::Pass], "the probe passes");
     let d = plugins.describe("flaky").unwrap();
     assert_eq!(d.counters.recoveries, 1);
@@ -408,4 +438,27 @@ fn routers_and_checkers_decide_and_everything_survives_a_reopen() {
         vec![("router".to_string(), 1)]
     );
     assert_eq!(slave.bindings(), plugins.bindings());
+}
+
+#[test]
+fn plugin_dir_files_are_deployed_at_start_once_per_change() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("eu.wasm"), wasm("sql92_filter")).unwrap();
+    std::fs::write(dir.path().join("eu.params"), "# the subscription\nexpression = region = 'eu'\n").unwrap();
+    std::fs::write(dir.path().join("broken.wasm"), b"not a component").unwrap();
+    let version = |p: &Plugins| p.list().iter().find(|s| s.name == "eu").map(|s| s.version);
+    {
+        let plugins = Plugins::open(store.path(), Some(dir.path()));
+        assert_eq!(version(&plugins), Some(1));
+        assert_eq!(plugins.list().len(), 1, "the broken file is refused, the rest loads");
+        let d = plugins.describe("eu").unwrap();
+        assert_eq!(d.summary.params, params(&[("expression", "region = 'eu'")]));
+    }
+    let plugins = Plugins::open(store.path(), Some(dir.path()));
+    assert_eq!(version(&plugins), Some(1), "unchanged: not redeployed");
+    drop(plugins);
+    std::fs::write(dir.path().join("eu.params"), "expression = region = 'us'\n").unwrap();
+    let plugins = Plugins::open(store.path(), Some(dir.path()));
+    assert_eq!(version(&plugins), Some(2), "changed parameters: a new version");
 }

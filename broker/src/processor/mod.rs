@@ -95,8 +95,9 @@ pub struct BrokerInner {
     pub pops: pop::PopState,
     /// The process's metrics (an injected registry).
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// Wasm plugins: deployments, bindings and the hooks of pull, send and the check loop.
-    pub plugins: crate::plugin::Plugins,
+    /// Wasm plugins: deployments, bindings and the hooks of pull, send and the check loop (shared
+    /// with the HTTP door's plugin admin: one registry per broker).
+    pub plugins: Arc<crate::plugin::Plugins>,
     /// `brokerIP1:listenPort`: the address clients use and the store host in every record.
     pub store_host: SocketAddr,
     /// `brokerIP2:haPort`.
@@ -294,6 +295,7 @@ impl Handler for NativeDoor {
             request::POP_MESSAGE => pop::pop_message(b, &req).await,
             request::ACK_MESSAGE => pop::ack_message(b, &req),
             request::CHANGE_MESSAGE_INVISIBLETIME => pop::change_invisible_time(b, &req),
+            request::PLUGIN_SNAPSHOT => Ok(slave_sync::plugin_snapshot(b, &req)),
             request::PLUGIN_DEPLOY..=request::PLUGIN_LOGS => match plugins::handle(b, &req).await {
                 Some(r) => r,
                 None => Err(Error::System(format!("plugin request code {} not supported", req.code))),
@@ -400,9 +402,9 @@ impl Broker {
             transactions: transaction::Transactions::default(),
             pops,
             metrics,
-            plugins: tokio::task::block_in_place(|| {
+            plugins: Arc::new(tokio::task::block_in_place(|| {
                 crate::plugin::Plugins::open(&config.store_path_root_dir, config.plugin_dir.as_deref())
-            }),
+            })),
             store_host,
             ha_addr,
             vip_addr: Mutex::new(None),
@@ -595,6 +597,38 @@ fn register_scrape_hooks(inner: &Arc<BrokerInner>) {
         m.consumer_inflight.reset();
         for (group, topic, n) in b.pops.inflight_all() {
             m.consumer_inflight.with_label_values(&[m.topic_label(&topic), m.group_label(&group)]).add(n as i64);
+        }
+        // HA: on a master, each connected slave by address; on a slave, itself.
+        m.reset_ha_lag();
+        if let Some(master) = &b.ha_master {
+            let end = store.commit_log_max_offset();
+            for s in master.slaves() {
+                let behind = end.saturating_sub(s.acked_offset.unwrap_or(0));
+                m.set_ha_lag(&s.addr.to_string(), behind as i64);
+            }
+        }
+        if let Some(slave) = &b.ha_slave {
+            let st = slave.status();
+            m.set_ha_lag("self", st.master_seen_offset.saturating_sub(st.replica_offset) as i64);
+        }
+        for (name, role, c) in b.plugins.counters() {
+            let t = &c.traps;
+            let totals = crate::metrics::PluginTotals {
+                calls: c.calls,
+                messages_in: c.messages_in,
+                messages_passed: c.messages_passed,
+                failures: vec![
+                    ("error", c.errors),
+                    ("trap_deadline", t.deadline),
+                    ("trap_memory", t.memory),
+                    ("trap_panic", t.panic),
+                    ("trap_stack", t.stack),
+                    ("trap_other", t.other),
+                    ("quarantine", c.quarantines),
+                ],
+                seconds: c.latency_sum_us as f64 / 1e6,
+            };
+            m.set_plugin_totals(&name, role.name(), &totals);
         }
     });
 }

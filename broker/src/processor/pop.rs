@@ -1,6 +1,7 @@
 //! Pop consumption (RocketMQ 5): POP_MESSAGE (200050), ACK_MESSAGE (200051) and
 //! CHANGE_MESSAGE_INVISIBLETIME (200053), and the state behind them, which the HTTP simple consumer
-//! and the AMQP door share through `messaging`.
+//! and the AMQP door share through `messaging`. A filter plugin bound to the group and topic
+//! applies as it does to pulls.
 //!
 //! A consumer group *receives* messages of a topic with an invisible time: each message gets a
 //! lease (its pop time and the deadline), and no other receive of the group sees it until the
@@ -153,7 +154,9 @@ impl PopState {
                 }
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(file = %path.display(), error = %e, "could not read the pop state; starting from the committed offsets"),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "could not read the pop state; starting from the committed offsets")
+            }
         }
         PopState {
             path,
@@ -399,7 +402,7 @@ fn take(broker: &BrokerInner, req: &PopRequest, retry: &str) -> Vec<Popped> {
             if let Some(tc) = broker.topics.get(retry) {
                 let retries = (0..tc.read_queue_nums).map(|q| (retry.to_owned(), q));
                 // Redeliveries first one time in five, as RocketMQ 5 does, so neither starves.
-                if turn % 5 == 0 {
+                if turn.is_multiple_of(5) {
                     queues.splice(0..0, retries);
                 } else {
                     queues.extend(retries);
@@ -436,7 +439,20 @@ fn take(broker: &BrokerInner, req: &PopRequest, retry: &str) -> Vec<Popped> {
         // Leases begin strictly after any earlier lease of the queue, so pop times identify them.
         let pop_time = s.leases.values().map(|l| l.pop_time_ms + 1).max().unwrap_or(now).max(now);
         let lease = Lease { pop_time_ms: pop_time, invisible_until_ms: pop_time + req.invisible_ms as i64 };
-        for (record, offset) in got.messages.into_iter().zip(got.queue_offsets) {
+        // A filter plugin bound to (group, topic) decides as for a pull: rejected messages are
+        // passed over, and the queue does not move past the first message it could not decide.
+        let plugin = super::plugins::filter_pull(broker, &req.group, &req.topic, &got.messages);
+        let mut next = got.next_begin_offset;
+        for (i, (record, offset)) in got.messages.into_iter().zip(got.queue_offsets).enumerate() {
+            if let Some(f) = &plugin {
+                if i >= f.decided {
+                    next = offset;
+                    break;
+                }
+                if !f.pass.get(i).copied().unwrap_or(false) {
+                    continue;
+                }
+            }
             let attempt = match scan_record(&record, false) {
                 Scanned::Record(r) => r.reconsume_times.max(0) as u32 + 1,
                 _ => 1,
@@ -454,7 +470,7 @@ fn take(broker: &BrokerInner, req: &PopRequest, retry: &str) -> Vec<Popped> {
                 start_offset: start,
             });
         }
-        s.next = got.next_begin_offset;
+        s.next = next;
         let low = s.low_watermark();
         drop(s);
         broker.commit_offset(&req.group, &topic, queue_id, low as i64);
@@ -465,7 +481,14 @@ fn take(broker: &BrokerInner, req: &PopRequest, retry: &str) -> Vec<Popped> {
 }
 
 /// Acknowledges the message at `offset` of `topic`/`queue_id` leased at `pop_time_ms`.
-pub fn ack(broker: &BrokerInner, group: &str, topic: &str, queue_id: u32, offset: u64, pop_time_ms: i64) -> LeaseOutcome {
+pub fn ack(
+    broker: &BrokerInner,
+    group: &str,
+    topic: &str,
+    queue_id: u32,
+    offset: u64,
+    pop_time_ms: i64,
+) -> LeaseOutcome {
     let Some(state) = broker.pops.existing(group, topic, queue_id) else {
         return LeaseOutcome::Unknown;
     };
@@ -669,7 +692,11 @@ pub fn extra_info(broker_name: &str, p: &Popped, invisible_ms: u64) -> String {
 
 /// The topic an ack names: the pop retry topic when the extraInfo says so.
 fn acked_topic(group: &str, topic: &str, extra: &ExtraInfo) -> String {
-    if extra.retry && !topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) { pop_retry_topic(group, topic) } else { topic.to_owned() }
+    if extra.retry && !topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) {
+        pop_retry_topic(group, topic)
+    } else {
+        topic.to_owned()
+    }
 }
 
 /// POP_MESSAGE.
@@ -760,5 +787,47 @@ pub fn change_invisible_time(broker: &BrokerInner, req: &RemotingCommand) -> Res
             broker.metrics.record_receipt_error(Protocol::Remoting, "expired");
             Ok(RemotingCommand::error(response::NO_MESSAGE, "the message is no longer leased by this handle"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The `extraInfo` text a RocketMQ 5 client sends back, and the low watermark.
+
+    use super::*;
+
+    #[test]
+    fn extra_info_round_trips_and_bad_text_is_refused() {
+        for retry_topic in ["orders", "%RETRY%g_orders"] {
+            let p = Popped {
+                topic: retry_topic.to_owned(),
+                queue_id: 3,
+                queue_offset: 42,
+                record: Bytes::new(),
+                lease: Lease { pop_time_ms: 1_700_000_000_000, invisible_until_ms: 1_700_000_030_000 },
+                delivery_attempt: 1,
+                start_offset: 40,
+            };
+            let text = extra_info("broker-a", &p, 30_000);
+            let e = parse_extra_info(&text).unwrap();
+            assert_eq!(
+                (e.pop_time_ms, e.retry, e.queue_id, e.queue_offset),
+                (p.lease.pop_time_ms, p.is_retry(), 3, Some(42))
+            );
+            assert_eq!(acked_topic("g", "orders", &e), if p.is_retry() { "%RETRY%g_orders" } else { "orders" });
+        }
+        for bad in ["", "1 2 3", "0 x 30000 0 0 b 1 2", "0 1 30000 0 0 b q", "0 1 30000 0 0 b 1 -2"] {
+            assert!(parse_extra_info(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_low_watermark_is_the_lowest_open_lease_or_next() {
+        let lease = Lease { pop_time_ms: 1, invisible_until_ms: 2 };
+        let mut q = QueueState { next: 10, leases: BTreeMap::new() };
+        assert_eq!(q.low_watermark(), 10);
+        q.leases.insert(7, lease);
+        q.leases.insert(4, lease);
+        assert_eq!(q.low_watermark(), 4);
     }
 }

@@ -2,12 +2,15 @@
 //! `masterAddr` the name server announced) for its topic table (GET_ALL_TOPIC_CONFIG), consumer
 //! offsets (GET_ALL_CONSUMER_OFFSET), delay offsets (GET_ALL_DELAY_OFFSET) and subscription
 //! groups (GET_ALL_SUBSCRIPTIONGROUP_CONFIG), and takes them as 4.9.4's `SlaveSynchronize` does:
-//! topics and groups replaced when they differ, offsets merged key by key.
+//! topics and groups replaced when they differ, offsets merged key by key. The Wasm plugins and
+//! their bindings follow too (PLUGIN_SNAPSHOT, ours): the slave sends a digest of what it has, and
+//! the master answers with its whole plugin set only when the digests differ.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::BrokerInner;
+use crate::plugin::Plugins;
 use crate::protocol::body::{self, TopicConfigSerializeWrapper};
 use crate::protocol::{request, response};
 use crate::remoting::RemotingCommand;
@@ -76,7 +79,55 @@ pub async fn sync_once(broker: &BrokerInner, master: &str) -> Result<(), String>
     if broker.groups.replace_all(groups.subscription_group_table) {
         tracing::info!(master, "Subscription groups updated from the master");
     }
+
+    sync_plugins(broker, master).await
+}
+
+/// Installs the master's plugins and bindings when they differ from this broker's.
+async fn sync_plugins(broker: &BrokerInner, master: &str) -> Result<(), String> {
+    let request =
+        RemotingCommand::request(request::PLUGIN_SNAPSHOT).with_field("digest", plugin_digest(&broker.plugins));
+    let timeout = Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS);
+    let answer = broker.client.invoke(master, request, timeout).await.map_err(|e| format!("plugin snapshot: {e}"))?;
+    if answer.code != response::SUCCESS {
+        return Err(format!("plugin snapshot from {master}: code {} {:?}", answer.code, answer.remark));
+    }
+    if answer.body.is_empty() {
+        return Ok(());
+    }
+    let plugins = Arc::clone(&broker.plugins);
+    let body = answer.body.clone();
+    // Installing compiles components: off the async workers.
+    tokio::task::spawn_blocking(move || plugins.install_snapshot(&body))
+        .await
+        .map_err(|e| format!("plugin snapshot: {e}"))?
+        .map_err(|e| format!("plugin snapshot from {master}: {e}"))?;
+    tracing::info!(master, "Plugins updated from the master");
     Ok(())
+}
+
+/// What identifies a plugin set: names, versions, parameters and bindings (a SHA-256, hex).
+pub fn plugin_digest(plugins: &Plugins) -> String {
+    use sha2::Digest;
+    type Deployed = (String, u64, Vec<(String, String)>);
+    let mut deployed: Vec<Deployed> = plugins.list().into_iter().map(|p| (p.name, p.version, p.params)).collect();
+    deployed.sort();
+    let mut bound: Vec<String> =
+        plugins.bindings().iter().map(|b| serde_json::to_string(b).unwrap_or_default()).collect();
+    bound.sort();
+    let text = serde_json::to_string(&(deployed, bound)).unwrap_or_default();
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// PLUGIN_SNAPSHOT on a master: the plugin set when the asker's `digest` differs, else nothing.
+pub fn plugin_snapshot(broker: &BrokerInner, req: &RemotingCommand) -> RemotingCommand {
+    let digest = plugin_digest(&broker.plugins);
+    let theirs = req.ext_fields.get("digest");
+    let mut answer = RemotingCommand::response(response::SUCCESS).with_field("digest", digest.as_str());
+    if theirs != Some(digest.as_str()) {
+        answer.body = broker.plugins.snapshot().into();
+    }
+    answer
 }
 
 async fn fetch<T: serde::de::DeserializeOwned>(broker: &BrokerInner, master: &str, code: i32) -> Result<T, String> {

@@ -116,6 +116,9 @@ pub mod request {
     pub const PLUGIN_UNBIND: i32 = 49005;
     pub const PLUGIN_REMOVE: i32 = 49006;
     pub const PLUGIN_LOGS: i32 = 49007;
+    /// A slave asks its master for the plugin set (`processor::slave_sync`); header `digest`: the
+    /// slave's own, answered with an empty body when equal.
+    pub const PLUGIN_SNAPSHOT: i32 = 49008;
 }
 
 /// Response codes.
@@ -253,6 +256,11 @@ pub fn request_name(code: i32) -> &'static str {
         327 => "ADD_WRITE_PERM_OF_BROKER",
         328 => "GET_ALL_PRODUCER_INFO",
         329 => "DELETE_EXPIRED_COMMITLOG",
+        200050 => "POP_MESSAGE",
+        200051 => "ACK_MESSAGE",
+        200052 => "PEEK_MESSAGE",
+        200053 => "CHANGE_MESSAGE_INVISIBLETIME",
+        200151 => "BATCH_ACK_MESSAGE",
         _ => "UNKNOWN",
     }
 }

@@ -54,7 +54,7 @@ struct State {
 }
 
 /// Longest the flusher waits for appenders released by the previous round to come back.
-const GROUP_COMMIT_DELAY_US: u64 = 200;
+const GROUP_COMMIT_DELAY_US: u64 = 600;
 
 impl GroupCommit {
     pub(crate) fn new(flushed: u64) -> GroupCommit {

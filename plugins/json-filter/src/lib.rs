@@ -32,7 +32,9 @@ fn text(v: &Value) -> Option<String> {
 }
 
 fn number(p: &Params, name: &str) -> Result<Option<f64>, String> {
-    p.get(name).map(|v| v.trim().parse::<f64>().map_err(|_| format!("`{name}` must be a number, not `{v}`"))).transpose()
+    p.get(name)
+        .map(|v| v.trim().parse::<f64>().map_err(|_| format!("`{name}` must be a number, not `{v}`")))
+        .transpose()
 }
 
 impl JsonFilter {
@@ -103,3 +105,26 @@ impl Filter for JsonFilter {
 }
 
 export_filter!(JsonFilter);
+
+#[cfg(test)]
+mod tests {
+    use rocketmq_plugin_sdk::testing::{TestMessage, filter, params};
+
+    use super::JsonFilter;
+
+    #[test]
+    fn conditions_on_one_field() {
+        let bodies = [r#"{"order":{"region":"eu","n":3}}"#, r#"{"order":{"region":"us","n":12}}"#, "not json", "{}"];
+        let msgs: Vec<TestMessage> = bodies.iter().map(|b| TestMessage::new().body(b)).collect();
+        let cases: [(&[(&str, &str)], [Option<bool>; 4]); 4] = [
+            (&[("field", "order.region"), ("equals", "eu")], [Some(true), Some(false), None, Some(false)]),
+            (&[("field", "order.region"), ("in", "us, apac")], [Some(false), Some(true), None, Some(false)]),
+            (&[("field", "order.n"), ("gt", "5")], [Some(false), Some(true), None, Some(false)]),
+            (&[("field", "order"), ("exists", "true")], [Some(true), Some(true), None, Some(false)]),
+        ];
+        for (p, want) in cases {
+            let got: Vec<Option<bool>> = filter::<JsonFilter>(&params(p), &msgs).into_iter().map(Result::ok).collect();
+            assert_eq!(got, want, "{p:?}");
+        }
+    }
+}

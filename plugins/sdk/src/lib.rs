@@ -60,6 +60,7 @@ pub mod bindings {
 
 mod adapters;
 mod message;
+pub mod testing;
 
 pub use adapters::{CheckerAdapter, FilterAdapter, RouterAdapter};
 pub use message::{Batch, INDEX_WORDS, Message};

@@ -116,7 +116,49 @@ impl<'a> Message<'a> {
 
     /// A property (user or system, e.g. `TAGS`, `KEYS`, `UNIQ_KEY`).
     pub fn property(&self, name: &str) -> Option<&'a str> {
-        self.properties().find(|(k, _)| *k == name).map(|(_, v)| v)
+        // Compared as bytes; only the value found is checked for UTF-8.
+        let name = name.as_bytes();
+        self.span(W_PROPERTIES).split(|b| *b == PROPERTY_SEPARATOR).find_map(|pair| {
+            let value = pair.strip_prefix(name)?.strip_prefix(&[NAME_VALUE_SEPARATOR])?;
+            std::str::from_utf8(value).ok()
+        })
+    }
+
+    /// Looks up several properties in one pass over the packed properties: `out[i]` becomes the
+    /// value of `names[i]` (the first one stored with that name), or `None`. One pass instead of
+    /// one [`Message::property`] scan per name; it stops once every name is found. Names past
+    /// `out.len()` are ignored.
+    pub fn properties_into<N: AsRef<str>>(&self, names: &[N], out: &mut [Option<&'a str>]) {
+        let n = names.len().min(out.len());
+        let (names, out) = (&names[..n], &mut out[..n]);
+        out.fill(None);
+        let props = self.span(W_PROPERTIES);
+        let mut missing = n;
+        let mut at = 0;
+        while missing > 0 && at < props.len() {
+            // One pair: `name 0x01 value`, up to the next 0x02 (or the end).
+            let start = at;
+            let mut split = None;
+            while at < props.len() && props[at] != PROPERTY_SEPARATOR {
+                if split.is_none() && props[at] == NAME_VALUE_SEPARATOR {
+                    split = Some(at);
+                }
+                at += 1;
+            }
+            let end = at;
+            at += 1;
+            let Some(split) = split else { continue };
+            let name = &props[start..split];
+            for (want, slot) in names.iter().zip(out.iter_mut()) {
+                if slot.is_none() && want.as_ref().as_bytes() == name {
+                    if let Ok(v) = std::str::from_utf8(&props[split + 1..end]) {
+                        *slot = Some(v);
+                        missing -= 1;
+                    }
+                    break;
+                }
+            }
+        }
     }
 
     /// Every property, in the order they were stored.

@@ -18,7 +18,7 @@ mod sql;
 
 use rocketmq_plugin_sdk::{Filter, Message, Needs, Params, export_filter};
 
-pub use sql::{Expr, Value, parse};
+pub use sql::{Expr, Lit, Value, parse};
 
 pub struct Sql92Filter {
     expr: Option<Expr>,
@@ -87,3 +87,23 @@ impl Filter for Sql92Filter {
 
 export_filter!(Sql92Filter);
 
+#[cfg(test)]
+mod tests {
+    use rocketmq_plugin_sdk::testing::{TestMessage, filter, params};
+
+    use super::Sql92Filter;
+
+    #[test]
+    fn tags_then_expression() {
+        let msgs = [
+            TestMessage::new().tags("TagA").property("a", "7"),
+            TestMessage::new().tags("TagB").property("a", "7"),
+            TestMessage::new().tags("TagA").property("a", "1"),
+            TestMessage::new().property("a", "9"),
+        ];
+        let got = filter::<Sql92Filter>(&params(&[("tags", "TagA || TagC"), ("expression", "a > 5")]), &msgs);
+        assert_eq!(got, vec![Ok(true), Ok(false), Ok(false), Ok(false)]);
+        let got = filter::<Sql92Filter>(&params(&[("expression", "a BETWEEN 6 AND 9 AND TAGS IS NULL")]), &msgs);
+        assert_eq!(got, vec![Ok(false), Ok(false), Ok(false), Ok(true)]);
+    }
+}

@@ -3,14 +3,37 @@
 
 use std::cmp::Ordering;
 
-/// A value during evaluation.
+/// A value during evaluation: strings borrow from the message or the expression, so evaluating
+/// allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Bool(bool),
+    Long(i64),
+    Double(f64),
+    Str(&'a str),
+}
+
+/// A literal of the expression.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Lit {
     Null,
     Bool(bool),
     Long(i64),
     Double(f64),
     Str(String),
+}
+
+impl Lit {
+    fn value(&self) -> Value<'_> {
+        match self {
+            Lit::Null => Value::Null,
+            Lit::Bool(b) => Value::Bool(*b),
+            Lit::Long(n) => Value::Long(*n),
+            Lit::Double(d) => Value::Double(*d),
+            Lit::Str(s) => Value::Str(s),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,8 +56,10 @@ pub enum StrOp {
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    Lit(Value),
+    Lit(Lit),
     Prop(String),
+    /// A property by its index in [`Program::names`] (what [`Program::compile`] makes of `Prop`).
+    Slot(usize),
     Neg(Box<Expr>),
     Not(Box<Expr>),
     And(Box<Expr>, Box<Expr>),
@@ -334,8 +359,8 @@ impl Parser {
             Some(Tok::Op("-")) => {
                 self.at += 1;
                 Ok(match self.unary()? {
-                    Expr::Lit(Value::Long(n)) => Expr::Lit(Value::Long(n.wrapping_neg())),
-                    Expr::Lit(Value::Double(d)) => Expr::Lit(Value::Double(-d)),
+                    Expr::Lit(Lit::Long(n)) => Expr::Lit(Lit::Long(n.wrapping_neg())),
+                    Expr::Lit(Lit::Double(d)) => Expr::Lit(Lit::Double(-d)),
                     other => Expr::Neg(Box::new(other)),
                 })
             }
@@ -347,12 +372,12 @@ impl Parser {
         let t = self.peek().cloned().ok_or_else(|| "unexpected end of expression".to_string())?;
         self.at += 1;
         Ok(match t {
-            Tok::Long(n) => Expr::Lit(Value::Long(n)),
-            Tok::Double(d) => Expr::Lit(Value::Double(d)),
-            Tok::Str(s) => Expr::Lit(Value::Str(s)),
-            Tok::Kw("TRUE") => Expr::Lit(Value::Bool(true)),
-            Tok::Kw("FALSE") => Expr::Lit(Value::Bool(false)),
-            Tok::Kw("NULL") => Expr::Lit(Value::Null),
+            Tok::Long(n) => Expr::Lit(Lit::Long(n)),
+            Tok::Double(d) => Expr::Lit(Lit::Double(d)),
+            Tok::Str(s) => Expr::Lit(Lit::Str(s)),
+            Tok::Kw("TRUE") => Expr::Lit(Lit::Bool(true)),
+            Tok::Kw("FALSE") => Expr::Lit(Lit::Bool(false)),
+            Tok::Kw("NULL") => Expr::Lit(Lit::Null),
             Tok::Ident(name) => Expr::Prop(name),
             Tok::LParen => {
                 let e = self.or()?;
@@ -375,7 +400,7 @@ pub fn parse(src: &str) -> Result<Expr, String> {
     Ok(e)
 }
 
-fn number(s: &str) -> Option<Value> {
+fn number(s: &str) -> Option<Value<'static>> {
     let t = s.trim();
     if let Ok(n) = t.parse::<i64>() {
         return Some(Value::Long(n));
@@ -383,7 +408,7 @@ fn number(s: &str) -> Option<Value> {
     t.parse::<f64>().ok().filter(|d| d.is_finite()).map(Value::Double)
 }
 
-fn as_f64(v: &Value) -> Option<f64> {
+fn as_f64(v: &Value<'_>) -> Option<f64> {
     match v {
         Value::Long(n) => Some(*n as f64),
         Value::Double(d) => Some(*d),
@@ -392,7 +417,7 @@ fn as_f64(v: &Value) -> Option<f64> {
 }
 
 /// Compares two non-null values; `Ok(None)` when they cannot be compared (not a match).
-fn compare(op: Cmp, l: &Value, r: &Value) -> Result<Option<bool>, String> {
+fn compare(op: Cmp, l: &Value<'_>, r: &Value<'_>) -> Result<Option<bool>, String> {
     let ordering = |o: Ordering| match op {
         Cmp::Eq => o == Ordering::Equal,
         Cmp::Ne => o != Ordering::Equal,
@@ -411,10 +436,13 @@ fn compare(op: Cmp, l: &Value, r: &Value) -> Result<Option<bool>, String> {
         },
         (Value::Bool(a), Value::Bool(b)) if eq_only => Some(ordering(a.cmp(b))),
         (Value::Str(s), Value::Bool(b)) | (Value::Bool(b), Value::Str(s)) if eq_only => {
-            match s.trim().to_ascii_lowercase().as_str() {
-                "true" => Some(ordering(true.cmp(b))),
-                "false" => Some(ordering(false.cmp(b))),
-                _ => Some(op == Cmp::Ne),
+            let s = s.trim();
+            if s.eq_ignore_ascii_case("true") {
+                Some(ordering(true.cmp(b)))
+            } else if s.eq_ignore_ascii_case("false") {
+                Some(ordering(false.cmp(b)))
+            } else {
+                Some(op == Cmp::Ne)
             }
         }
         (Value::Str(s), n @ (Value::Long(_) | Value::Double(_))) => match number(s) {
@@ -432,27 +460,99 @@ fn compare(op: Cmp, l: &Value, r: &Value) -> Result<Option<bool>, String> {
     })
 }
 
-fn truth(v: &Value) -> Option<bool> {
+fn truth(v: &Value<'_>) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         _ => None,
     }
 }
 
-impl Expr {
-    /// True only if the expression evaluates to TRUE (NULL and FALSE do not match).
-    pub fn matches<'a>(&self, prop: &dyn Fn(&str) -> Option<&'a str>) -> Result<bool, String> {
-        Ok(self.eval(prop)? == Value::Bool(true))
+/// Property slots kept on the stack per message; an expression naming more uses the heap.
+pub const SLOTS_INLINE_MAX: usize = 16;
+
+/// An expression ready to run: every property it reads is a slot, looked up once per message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Program {
+    expr: Expr,
+    /// The distinct property names, in first-use order: slot `i` is `names[i]`.
+    names: Vec<String>,
+}
+
+impl Program {
+    /// Replaces each `Prop` of `expr` by the slot of its name.
+    pub fn compile(mut expr: Expr) -> Program {
+        let mut names = Vec::new();
+        expr.resolve(&mut names);
+        Program { expr, names }
     }
 
-    fn eval<'a>(&self, prop: &dyn Fn(&str) -> Option<&'a str>) -> Result<Value, String> {
+    /// The property names the slots stand for.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// True only if the expression evaluates to TRUE, given the value of each slot (`None`:
+    /// the message lacks it).
+    pub fn matches_slots<'m>(&self, slots: &[Option<&'m str>]) -> Result<bool, String> {
+        Ok(self.expr.eval(slots)? == Value::Bool(true))
+    }
+
+    /// [`Program::matches_slots`] with each slot read through `prop`.
+    pub fn matches<'m>(&self, prop: impl Fn(&str) -> Option<&'m str>) -> Result<bool, String> {
+        let mut inline = [None; SLOTS_INLINE_MAX];
+        let mut heap = Vec::new();
+        let slots: &mut [Option<&'m str>] = if self.names.len() <= SLOTS_INLINE_MAX {
+            &mut inline[..self.names.len()]
+        } else {
+            heap.resize(self.names.len(), None);
+            &mut heap
+        };
+        for (slot, name) in slots.iter_mut().zip(&self.names) {
+            *slot = prop(name);
+        }
+        self.matches_slots(slots)
+    }
+}
+
+impl Expr {
+    fn resolve(&mut self, names: &mut Vec<String>) {
+        match self {
+            Expr::Prop(name) => {
+                let slot = match names.iter().position(|n| n == name) {
+                    Some(i) => i,
+                    None => {
+                        names.push(std::mem::take(name));
+                        names.len() - 1
+                    }
+                };
+                *self = Expr::Slot(slot);
+            }
+            Expr::Lit(_) | Expr::Slot(_) => {}
+            Expr::Neg(e) | Expr::Not(e) | Expr::IsNull(e, _) | Expr::In(e, _, _) | Expr::Str(_, e, _, _) => {
+                e.resolve(names)
+            }
+            Expr::And(a, b) | Expr::Or(a, b) | Expr::Compare(_, a, b) => {
+                a.resolve(names);
+                b.resolve(names);
+            }
+            Expr::Between(e, lo, hi, _) => {
+                e.resolve(names);
+                lo.resolve(names);
+                hi.resolve(names);
+            }
+        }
+    }
+
+    /// Evaluates over the slots of a compiled expression ([`Program::compile`]).
+    fn eval<'a>(&'a self, prop: &[Option<&'a str>]) -> Result<Value<'a>, String> {
         Ok(match self {
-            Expr::Lit(v) => v.clone(),
-            Expr::Prop(name) => prop(name).map_or(Value::Null, |s| Value::Str(s.to_owned())),
+            Expr::Lit(v) => v.value(),
+            Expr::Slot(i) => prop.get(*i).copied().flatten().map_or(Value::Null, Value::Str),
+            Expr::Prop(name) => return Err(format!("property `{name}` is not compiled to a slot")),
             Expr::Neg(e) => match e.eval(prop)? {
                 Value::Long(n) => Value::Long(n.wrapping_neg()),
                 Value::Double(d) => Value::Double(-d),
-                Value::Str(s) => match number(&s) {
+                Value::Str(s) => match number(s) {
                     Some(Value::Long(n)) => Value::Long(n.wrapping_neg()),
                     Some(Value::Double(d)) => Value::Double(-d),
                     _ => Value::Null,
@@ -507,7 +607,7 @@ impl Expr {
                 }
             }
             Expr::In(e, items, not) => match e.eval(prop)? {
-                Value::Str(s) => Value::Bool(items.contains(&s) != *not),
+                Value::Str(s) => Value::Bool(items.iter().any(|i| i == s) != *not),
                 Value::Null => Value::Null,
                 other => {
                     let text = match other {

@@ -40,9 +40,13 @@ impl Filter for Hostile {
                 }
             }
             "bomb" => {
+                // Reserve (grow memory) in 4 MiB steps without touching the pages, so the cap
+                // is what stops it, not the deadline.
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
-                    hoard.push(vec![7u8; 1 << 20]);
+                    let mut chunk = Vec::with_capacity(4 << 20);
+                    chunk.push(7u8);
+                    hoard.push(chunk);
                     std::hint::black_box(&hoard);
                 }
             }
