@@ -31,6 +31,13 @@ const PULL_MAX_DEFAULT: usize = 32;
 const STREAM_PING_MS: u64 = 15_000;
 /// Messages one query by key returns when `max` is not given.
 const QUERY_MAX_DEFAULT: usize = 32;
+/// Queues of a topic created over HTTP without counts (RocketMQ's `updateTopic` default), and the
+/// most one may ask for.
+const TOPIC_QUEUES_DEFAULT: u32 = 8;
+const TOPIC_QUEUES_MAX: u32 = 1024;
+/// A new group's `retryMaxTimes` and retry queues (RocketMQ's defaults).
+const GROUP_RETRY_MAX_TIMES_DEFAULT: i32 = 16;
+const GROUP_RETRY_QUEUES_DEFAULT: u32 = 1;
 /// A refused body up to this size is read and dropped before answering 413 (8 MiB).
 const DRAIN_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Headers of a raw publish.
@@ -205,7 +212,7 @@ async fn dispatch<M: Messaging>(
                 let body = read_body(shared, req).await?;
                 let spec: Spec =
                     if body.is_empty() { Spec { read_queues: None, write_queues: None } } else { parse_json(&body)? };
-                let queues = |q: Option<u32>| q.unwrap_or(8).clamp(1, 1024);
+                let queues = |q: Option<u32>| q.unwrap_or(TOPIC_QUEUES_DEFAULT).clamp(1, TOPIC_QUEUES_MAX);
                 let t = m.put_topic(topic, queues(spec.read_queues), queues(spec.write_queues)).await?;
                 Ok(json_response(StatusCode::OK, &topic_json(&t)))
             }
@@ -267,8 +274,14 @@ async fn dispatch<M: Messaging>(
                 let info = GroupInfo {
                     name: (*group).to_owned(),
                     consume_enable: spec.consume_enable.or(old.as_ref().map(|o| o.consume_enable)).unwrap_or(true),
-                    retry_max_times: spec.retry_max_times.or(old.as_ref().map(|o| o.retry_max_times)).unwrap_or(16),
-                    retry_queues: spec.retry_queues.or(old.as_ref().map(|o| o.retry_queues)).unwrap_or(1),
+                    retry_max_times: spec
+                        .retry_max_times
+                        .or(old.as_ref().map(|o| o.retry_max_times))
+                        .unwrap_or(GROUP_RETRY_MAX_TIMES_DEFAULT),
+                    retry_queues: spec
+                        .retry_queues
+                        .or(old.as_ref().map(|o| o.retry_queues))
+                        .unwrap_or(GROUP_RETRY_QUEUES_DEFAULT),
                 };
                 Ok(json_response(StatusCode::OK, &group_json(&m.put_group(info).await?)))
             }
@@ -423,29 +436,50 @@ async fn publish<M: Messaging>(
         return Err(messaging::Error::BodyTooLarge { bytes: m.body.len(), max }.into());
     }
     let published = shared.messaging.publish(topic, messages, &group).await?;
-    let results: Vec<Value> = published
+    let results: Vec<PublishedJson<'_>> = published
         .iter()
-        .map(|p| {
-            let mut v = json!({
-                "status": p.status,
-                "message_id": p.message_id,
-                "offset_message_id": p.offset_message_id,
-                "topic": p.topic,
-                "queue_id": p.queue_id,
-                "queue_offset": p.queue_offset,
-                "durability": p.durability.as_str(),
-            });
-            if let Some(tx) = &p.transaction_id {
-                v["transaction_id"] = json!(tx);
-            }
-            v
+        .map(|p| PublishedJson {
+            status: p.status,
+            message_id: &p.message_id,
+            offset_message_id: &p.offset_message_id,
+            topic: &p.topic,
+            queue_id: p.queue_id,
+            queue_offset: p.queue_offset,
+            durability: p.durability.as_str(),
+            transaction_id: p.transaction_id.as_deref(),
         })
         .collect();
-    if batch {
-        Ok(json_response(StatusCode::OK, &json!({ "results": results })))
+    // Serialized straight from the typed answer (the hot path of a publish).
+    let (status, text) = if batch {
+        (StatusCode::OK, serde_json::to_string(&BatchJson { results: &results }))
     } else {
-        Ok(json_response(StatusCode::CREATED, &results.into_iter().next().unwrap_or(Value::Null)))
-    }
+        (StatusCode::CREATED, serde_json::to_string(&results.first()))
+    };
+    let text = text.map_err(|e| messaging::Error::Internal(e.to_string()))?;
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::full(text))
+        .unwrap_or_else(|_| Response::new(Body::empty())))
+}
+
+/// One published message as answered.
+#[derive(serde::Serialize)]
+struct PublishedJson<'a> {
+    status: &'static str,
+    message_id: &'a str,
+    offset_message_id: &'a str,
+    topic: &'a str,
+    queue_id: u32,
+    queue_offset: u64,
+    durability: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction_id: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct BatchJson<'a> {
+    results: &'a [PublishedJson<'a>],
 }
 
 #[derive(Deserialize)]

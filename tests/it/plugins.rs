@@ -584,3 +584,63 @@ fn a_version_swap_under_a_running_consumer_loses_and_duplicates_nothing() {
     assert_eq!(d["summary"]["version"], 1 + N as u64 / 100, "a swap per 100 messages: {d}");
     assert!(count(&d["counters"], &["messagesPassed"]) >= N as u64 / 2, "{d}");
 }
+
+/// `sqlFilterEngine=plugin`: a consumer's own SQL92 subscription (`MessageSelector.bySql`) is
+/// evaluated by the SQL92 plugin, one instance per distinct expression, and each group receives
+/// exactly its matching messages.
+#[test]
+fn sql92_subscriptions_run_on_the_sql92_plugin_when_it_is_the_engine() {
+    const N: usize = 60;
+    let _serial = serial();
+    let config = format!("enablePropertyFilter=true\nsqlFilterEngine=plugin\nsqlFilterPlugin={}", wasm("sql92_filter"));
+    let mut cluster = Cluster::start(&config);
+    let namesrv = cluster.namesrv_addr.clone();
+    let mut failure = None;
+    let (first, second) = ("a > 5 AND b = 'x'", "b = 'y' OR a IS NULL");
+    with_client(async |rt| {
+        let topic = "TopicSqlEngine";
+        let mut producer = start_producer(&rt, &namesrv, "PG_sql_engine").await;
+        for i in 0..N {
+            let (props, body) = filter_message(i);
+            let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            producer.send(message(topic, Some("TagA"), &[], body.as_bytes(), &props)).await.expect("send");
+        }
+        let want_first: Vec<usize> = (0..N).filter(|&i| sql_matches(i)).collect();
+        let want_second: Vec<usize> = (0..N).filter(|&i| i % 3 == 0 || i % 8 == 7).collect();
+        let (first_inbox, second_inbox) = (Inbox::default(), Inbox::default());
+        let mut consumers = Vec::new();
+        for (group, expr, inbox) in
+            [("CG_sql_engine_1", first, &first_inbox), ("CG_sql_engine_2", second, &second_inbox)]
+        {
+            let listener = Listener::Concurrently(Recorder::new(inbox));
+            consumers
+                .push(start_push_consumer(&rt, &namesrv, group, topic, Subscription::Sql(expr), listener, |b| b).await);
+        }
+        let arrived =
+            eventually(ARRIVAL, || first_inbox.len() >= want_first.len() && second_inbox.len() >= want_second.len())
+                .await;
+        if arrived {
+            tokio::time::sleep(QUIET).await;
+        }
+        for mut c in consumers {
+            c.shutdown().await;
+        }
+        producer.shutdown().await;
+        let got_first = seqs(&first_inbox.snapshot(), "seq");
+        let got_second = seqs(&second_inbox.snapshot(), "seq");
+        if got_first != want_first || got_second != want_second {
+            failure = Some(format!(
+                "{first}: want {want_first:?}\n      got  {got_first:?}\n{second}: want {want_second:?}\n      got  {got_second:?}"
+            ));
+        }
+    });
+    if let Some(failure) = failure {
+        panic!("{failure}\nbroker log tail:\n{}", cluster.broker.tail(40));
+    }
+    // The plugin decided, not the built-in evaluator: one engine instance per expression.
+    let logs = plugin_ok(&cluster, &["logs", "-p", broker::plugin::SQL_ENGINE_NAME]).stdout;
+    for expr in [first, second] {
+        let created = format!("engine for SQL92 subscription `{expr}` created");
+        assert_eq!(logs.matches(&created).count(), 1, "{created:?} once in\n{logs}");
+    }
+}

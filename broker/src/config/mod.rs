@@ -31,7 +31,8 @@
 //! is clamped to 10..=95; `registerNameServerPeriod` is clamped to 10,000..=60,000 ms; the last of
 //! duplicate keys wins.
 //!
-//! New keys (not in RocketMQ): `httpListenPort`, `amqpListenPort`, `pluginDir`.
+//! New keys (not in RocketMQ): `httpListenPort`, `amqpListenPort`, `pluginDir`, `sqlFilterEngine`,
+//! `sqlFilterPlugin`.
 
 pub mod properties;
 #[cfg(test)]
@@ -319,6 +320,11 @@ pub struct BrokerConfig {
     pub amqp_listen_port: u16,
     /// `pluginDir`, directory of WebAssembly plugins, default none (no plugins).
     pub plugin_dir: Option<PathBuf>,
+    /// `sqlFilterEngine`, `builtin` (default) or `plugin`: what evaluates SQL92 subscriptions.
+    pub sql_filter_engine: crate::filter::SqlFilterEngine,
+    /// `sqlFilterPlugin`, the SQL92 filter component (`sql92_filter.wasm`, built from
+    /// `plugins/sql92-filter`), default none; required by `sqlFilterEngine=plugin`.
+    pub sql_filter_plugin: Option<PathBuf>,
 }
 
 /// A parsed and validated config, with the keys that were not recognised.
@@ -452,6 +458,8 @@ impl BrokerConfig {
             http_listen_port: 8080,
             amqp_listen_port: 5672,
             plugin_dir: None,
+            sql_filter_engine: crate::filter::SqlFilterEngine::Builtin,
+            sql_filter_plugin: None,
         }
     }
 
@@ -592,6 +600,9 @@ impl BrokerConfig {
         }
 
         self.validate_ports()?;
+        if self.sql_filter_engine == crate::filter::SqlFilterEngine::Plugin && self.sql_filter_plugin.is_none() {
+            return Err(invalid("sqlFilterEngine", "plugin", "builtin, or plugin with sqlFilterPlugin set"));
+        }
 
         if self.store_path_root_dir.as_os_str().is_empty() {
             return Err(invalid("storePathRootDir", "", "a directory"));
@@ -906,6 +917,8 @@ key_table! {
     "httpListenPort" => http_listen_port: int, show;
     "amqpListenPort" => amqp_listen_port: int, show;
     "pluginDir" => plugin_dir: path_opt, show_path_opt;
+    "sqlFilterEngine" => sql_filter_engine: sql_filter_engine, show_sql_filter_engine;
+    "sqlFilterPlugin" => sql_filter_plugin: path_opt, show_path_opt;
 }
 
 // --- value parsers: (key, raw value) -> typed value ---
@@ -989,6 +1002,18 @@ fn broker_role(key: &str, raw: &str) -> Result<BrokerRole, ConfigError> {
         "SLAVE" => Ok(BrokerRole::Slave),
         _ => Err(invalid(key, raw, "ASYNC_MASTER, SYNC_MASTER or SLAVE")),
     }
+}
+
+fn sql_filter_engine(key: &str, raw: &str) -> Result<crate::filter::SqlFilterEngine, ConfigError> {
+    match raw.trim() {
+        "builtin" => Ok(crate::filter::SqlFilterEngine::Builtin),
+        "plugin" => Ok(crate::filter::SqlFilterEngine::Plugin),
+        _ => Err(invalid(key, raw, "builtin or plugin")),
+    }
+}
+
+fn show_sql_filter_engine(value: &crate::filter::SqlFilterEngine) -> Option<String> {
+    Some(value.name().to_owned())
 }
 
 fn flush_disk_type(key: &str, raw: &str) -> Result<FlushDiskType, ConfigError> {

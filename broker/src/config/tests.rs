@@ -440,6 +440,7 @@ fn every_key_round_trips() {
     config.short_polling_time_ms = 12;
     config.slave_read_enable = true;
     config.slave_timeout_ms = 13;
+    config.bind_address = Some("10.0.0.8".to_owned());
     config.ha_master_address = Some("10.0.0.7:10912".to_owned());
     config.ha_listen_port = Some(30000);
     config.ha_send_heartbeat_interval_ms = 14;
@@ -459,6 +460,8 @@ fn every_key_round_trips() {
     config.http_listen_port = 0;
     config.amqp_listen_port = 5673;
     config.plugin_dir = Some(PathBuf::from("/opt/plugins"));
+    config.sql_filter_engine = crate::filter::SqlFilterEngine::Plugin;
+    config.sql_filter_plugin = Some(PathBuf::from("/opt/plugins/sql92_filter.wasm"));
 
     let text = config.to_properties();
     let keys: Vec<&str> = BrokerConfig::keys().collect();

@@ -53,6 +53,27 @@ pub const SUB_ALL: &str = "*";
 /// The property that holds a message's tag (`MessageConst.PROPERTY_TAGS`).
 pub const PROPERTY_TAGS: &str = "TAGS";
 
+/// What evaluates SQL92 subscriptions (`sqlFilterEngine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqlFilterEngine {
+    /// [`SqlFilter`], in the broker.
+    #[default]
+    Builtin,
+    /// The SQL92 Wasm plugin (`plugins/sql92-filter`, the component at `sqlFilterPlugin`):
+    /// one instance per distinct expression, failing closed (`crate::plugin::Plugins::filter_sql`).
+    Plugin,
+}
+
+impl SqlFilterEngine {
+    /// The config value: `builtin` or `plugin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SqlFilterEngine::Builtin => "builtin",
+            SqlFilterEngine::Plugin => "plugin",
+        }
+    }
+}
+
 /// Why a subscription expression was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {

@@ -90,7 +90,7 @@ impl Host {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.max_wasm_stack(WASM_STACK_BYTES_MAX);
-        config.memory_reservation(INSTANCE_MEMORY_BYTES_MAX as u64);
+        config.memory_reservation(MEMORY_RESERVATION_BYTES);
         config.memory_guard_size(MEMORY_GUARD_BYTES as u64);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(POOL_INSTANCES_MAX)

@@ -4,6 +4,10 @@
 pub const PLUGIN_WASM_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Linear memory one plugin instance may grow to (a memory bomb traps here).
 pub const INSTANCE_MEMORY_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// Address space reserved per pooled memory: the whole 32-bit range, so compiled code needs no
+/// bounds check on loads and stores (the guard pages trap instead); growth is still capped at
+/// `INSTANCE_MEMORY_BYTES_MAX`. Virtual only: 128 slots reserve 512 GiB of address space.
+pub const MEMORY_RESERVATION_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Guard region after each pooled memory.
 pub const MEMORY_GUARD_BYTES: usize = 2 * 1024 * 1024;
 /// Wasm stack per call.
@@ -51,3 +55,6 @@ pub const PLUGIN_NAME_CHARS_MAX: usize = 64;
 /// Parameters per deployment, and bytes of all of them.
 pub const PARAMS_MAX: usize = 64;
 pub const PARAMS_BYTES_MAX: usize = 64 * 1024;
+/// Distinct SQL92 expressions the SQL92 engine keeps an instance set for (`sqlFilterEngine=plugin`);
+/// one more evicts another. Each holds pool slots (`POOL_INSTANCES_MAX` in all).
+pub const SQL_ENGINE_EXPRESSIONS_MAX: usize = 16;

@@ -33,7 +33,7 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -478,7 +478,23 @@ pub struct Plugins {
     bound: AtomicUsize,
     /// Serialises deploys and registry writes.
     writer: Mutex<()>,
+    /// SQL92 subscriptions run by the SQL92 plugin (`sqlFilterEngine=plugin`).
+    sql: SqlEngine,
 }
+
+/// The SQL92 engine: the component, read once, and one deployment per distinct expression
+/// (created with `expression` as its only parameter), kept for reuse. Not in the registry: it
+/// is no deployment of `plugin list`; its log and counters are under [`SQL_ENGINE_NAME`].
+#[derive(Default)]
+struct SqlEngine {
+    /// The component's bytes, or why they could not be read.
+    wasm: OnceLock<std::result::Result<Arc<Vec<u8>>, String>>,
+    /// By expression: the deployment, or why `create` refused it (not retried on every pull).
+    by_expression: Mutex<HashMap<String, std::result::Result<Arc<Deployed>, String>>>,
+}
+
+/// The name the SQL92 engine's instances log and count under (`mqadmin plugin logs sql92-engine`).
+pub const SQL_ENGINE_NAME: &str = "sql92-engine";
 
 fn valid_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -534,6 +550,7 @@ impl Plugins {
             state: RwLock::new(State::default()),
             bound: AtomicUsize::new(0),
             writer: Mutex::new(()),
+            sql: SqlEngine::default(),
         };
         p.load_registry();
         if let Some(dir) = plugin_dir {
@@ -890,13 +907,64 @@ impl Plugins {
     /// `Pass` (fail open).
     pub fn filter(&self, group: &str, topic: &str, msgs: &[PluginMessage<'_>]) -> Option<Vec<Decision>> {
         let (d, fail_open) = self.binding_for(Role::Filter, &format!("{group}@{topic}"))?;
+        Some(Self::run_filter(&d, fail_open, msgs))
+    }
+
+    /// SQL92 subscriptions through the SQL92 plugin (`sqlFilterEngine=plugin`): the decisions of
+    /// the instance for `expression`, made on first use from the component at `component` (read
+    /// once) with the expression as its `create` parameter, then reused. Fails closed as a bound
+    /// filter does: `Undecided` for what it could not decide (also when the component cannot be
+    /// read or refuses the expression), with the same bisection and quarantine.
+    pub fn filter_sql(&self, component: &Path, expression: &str, msgs: &[PluginMessage<'_>]) -> Vec<Decision> {
+        match self.sql_deployment(component, expression) {
+            Ok(d) => Self::run_filter(&d, false, msgs),
+            Err(_) => vec![Decision::Undecided; msgs.len()],
+        }
+    }
+
+    fn sql_deployment(&self, component: &Path, expression: &str) -> std::result::Result<Arc<Deployed>, String> {
+        let lock = || self.sql.by_expression.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = lock().get(expression) {
+            return found.clone();
+        }
+        let wasm = self
+            .sql
+            .wasm
+            .get_or_init(|| {
+                std::fs::read(component).map(Arc::new).map_err(|e| {
+                    let why = format!("sqlFilterPlugin {}: {e}", component.display());
+                    tracing::error!(error = %why, "the SQL92 filter plugin cannot be read; SQL92 pulls deliver nothing");
+                    why
+                })
+            })
+            .clone()?;
+        let params = vec![("expression".to_owned(), expression.to_owned())];
+        let made = self
+            .prepare(SQL_ENGINE_NAME, &wasm, params, Some(Role::Filter), 1, crate::store::now_ms())
+            .map_err(|e| {
+                tracing::error!(expression, error = %e, "the SQL92 filter plugin refused a subscription; it receives nothing");
+                e.to_string()
+            })
+            .inspect(|d| d.log.host_line("info", &format!("engine for SQL92 subscription `{expression}` created")));
+        let mut map = lock();
+        if map.len() >= SQL_ENGINE_EXPRESSIONS_MAX
+            && let Some(evict) = map.keys().find(|k| k.as_str() != expression).cloned()
+            && let Some(Ok(old)) = map.remove(&evict)
+        {
+            old.pool.clear();
+        }
+        map.entry(expression.to_owned()).or_insert(made).clone()
+    }
+
+    /// A filter deployment's decisions for `msgs`, failures following `fail_open`.
+    fn run_filter(d: &Deployed, fail_open: bool, msgs: &[PluginMessage<'_>]) -> Vec<Decision> {
         let fallback = if fail_open { Decision::Pass } else { Decision::Undecided };
         if msgs.is_empty() {
-            return Some(Vec::new());
+            return Vec::new();
         }
         if !d.health.admit(Instant::now()) {
             d.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-            return Some(vec![fallback; msgs.len()]);
+            return vec![fallback; msgs.len()];
         }
         let mut out = Vec::with_capacity(msgs.len());
         let mut failed = false;
@@ -916,7 +984,7 @@ impl Plugins {
         }
         d.outcome(failed);
         d.stats.passed(out.iter().filter(|x| **x == Decision::Pass).count() as u64);
-        Some(out)
+        out
     }
 
     /// The router bound to `topic` for one message; `None` if none is bound, or the plugin failed

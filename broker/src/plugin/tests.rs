@@ -462,3 +462,26 @@ fn plugin_dir_files_are_deployed_at_start_once_per_change() {
     let plugins = Plugins::open(store.path(), Some(dir.path()));
     assert_eq!(version(&plugins), Some(2), "changed parameters: a new version");
 }
+
+#[test]
+fn the_sql92_engine_makes_one_instance_per_expression_and_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = Plugins::open(dir.path(), None);
+    let component = dir.path().join("sql92_filter.wasm");
+    std::fs::write(&component, wasm("sql92_filter")).unwrap();
+    let props: Vec<String> = (0..6).map(|i| encoded(&[("TAGS", "TagA"), ("a", &i.to_string())])).collect();
+    let msgs: Vec<PluginMessage<'_>> = props.iter().map(|p| message(p, b"")).collect();
+    let (pass, drop) = (Decision::Pass, Decision::Drop);
+    let want = [drop, drop, drop, pass, pass, pass];
+    assert_eq!(plugins.filter_sql(&component, "a > 2", &msgs), want);
+    assert_eq!(plugins.filter_sql(&component, "a > 2", &msgs), want, "reused");
+    assert_eq!(plugins.filter_sql(&component, "a = 1", &msgs), [drop, pass, drop, drop, drop, drop]);
+    let created = plugins.logs(SQL_ENGINE_NAME, 100).unwrap();
+    let created = created.iter().filter(|l| l.message.contains("created")).count();
+    assert_eq!(created, 2, "one instance set per distinct expression");
+    assert!(plugins.list().is_empty() && plugins.bindings().is_empty(), "no deployment, no binding");
+    // An expression the plugin refuses, or no component: nothing is decided (fail closed).
+    assert_eq!(plugins.filter_sql(&component, "a >", &msgs), vec![Decision::Undecided; 6]);
+    let other = Plugins::open(&dir.path().join("other"), None);
+    assert_eq!(other.filter_sql(&dir.path().join("missing.wasm"), "a > 2", &msgs), vec![Decision::Undecided; 6]);
+}

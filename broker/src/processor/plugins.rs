@@ -132,11 +132,46 @@ pub(super) struct PullFilter {
     pub decided: usize,
 }
 
+impl PullFilter {
+    /// Both filters: a message passes if both pass it, decided as far as both decided.
+    pub fn and(a: Option<PullFilter>, b: Option<PullFilter>) -> Option<PullFilter> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(PullFilter {
+                pass: a.pass.iter().zip(&b.pass).map(|(x, y)| *x && *y).collect(),
+                decided: a.decided.min(b.decided),
+            }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// Runs the filter bound to (group, topic), if any, over a pull's stored records.
 pub(super) fn filter_pull(broker: &BrokerInner, group: &str, topic: &str, records: &[Bytes]) -> Option<PullFilter> {
     if !broker.plugins.has_filter(group, topic) {
         return None;
     }
+    decide(records, |msgs| broker.plugins.filter(group, topic, msgs))
+}
+
+/// With `sqlFilterEngine=plugin`: the SQL92 plugin's verdicts on a pull's stored records for
+/// the subscription `expression` (fail closed, as a bound filter).
+pub(super) fn sql_pull(broker: &BrokerInner, expression: &str, records: &[Bytes]) -> PullFilter {
+    let Some(component) = broker.config.sql_filter_plugin.as_deref() else {
+        // `validate` refuses the engine without a component; nothing can be decided here.
+        return PullFilter { pass: vec![false; records.len()], decided: 0 };
+    };
+    let decide_all = |msgs: &[PluginMessage<'_>]| {
+        // The first use of an expression compiles the component: tell the runtime we block.
+        let run = || broker.plugins.filter_sql(component, expression, msgs);
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        Some(if multi_thread { tokio::task::block_in_place(run) } else { run() })
+    };
+    decide(records, decide_all).unwrap_or(PullFilter { pass: vec![false; records.len()], decided: 0 })
+}
+
+/// Decodes `records` and asks `run` for a decision per readable one.
+fn decide(records: &[Bytes], run: impl FnOnce(&[PluginMessage<'_>]) -> Option<Vec<Decision>>) -> Option<PullFilter> {
     let decoded: Vec<Option<StoredRecord<'_>>> = records
         .iter()
         .map(|r| match scan_record(r, false) {
@@ -145,7 +180,7 @@ pub(super) fn filter_pull(broker: &BrokerInner, group: &str, topic: &str, record
         })
         .collect();
     let msgs: Vec<PluginMessage<'_>> = decoded.iter().flatten().map(PluginMessage::from_record).collect();
-    let decisions = broker.plugins.filter(group, topic, &msgs)?;
+    let decisions = run(&msgs)?;
     let mut pass = Vec::with_capacity(records.len());
     let mut decided = records.len();
     let mut d = decisions.iter();

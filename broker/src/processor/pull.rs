@@ -217,8 +217,16 @@ fn read(broker: &BrokerInner, h: &PullHeader, filter: &Subscription, max_count: 
     let mut plugin_failed = false;
     if code == response::SUCCESS {
         let mut out = BytesMut::with_capacity(result.messages.iter().map(|m| m.len()).sum());
-        let needs_props = matches!(filter, Subscription::Sql(_));
-        if let Some(pf) = super::plugins::filter_pull(broker, &h.group, &h.topic, &result.messages) {
+        let mut needs_props = matches!(filter, Subscription::Sql(_));
+        let sql = match filter {
+            Subscription::Sql(sql) if broker.config.sql_filter_engine == crate::filter::SqlFilterEngine::Plugin => {
+                needs_props = false;
+                Some(super::plugins::sql_pull(broker, sql.expression(), &result.messages))
+            }
+            _ => None,
+        };
+        let bound = super::plugins::filter_pull(broker, &h.group, &h.topic, &result.messages);
+        if let Some(pf) = super::plugins::PullFilter::and(bound, sql) {
             // Fail closed: never move the offset past a message the plugin could not decide.
             if let Some(&stop) = result.queue_offsets.get(pf.decided) {
                 next_begin_offset = stop;

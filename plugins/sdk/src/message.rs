@@ -138,16 +138,20 @@ impl<'a> Message<'a> {
         while missing > 0 && at < props.len() {
             // One pair: `name 0x01 value`, up to the next 0x02 (or the end).
             let start = at;
-            let mut split = None;
-            while at < props.len() && props[at] != PROPERTY_SEPARATOR {
-                if split.is_none() && props[at] == NAME_VALUE_SEPARATOR {
-                    split = Some(at);
+            let split = next_separator(props, at);
+            match props.get(split) {
+                None => break,
+                Some(&PROPERTY_SEPARATOR) => {
+                    at = split + 1;
+                    continue;
                 }
-                at += 1;
+                Some(_) => {}
             }
-            let end = at;
-            at += 1;
-            let Some(split) = split else { continue };
+            let mut end = next_separator(props, split + 1);
+            while props.get(end) == Some(&NAME_VALUE_SEPARATOR) {
+                end = next_separator(props, end + 1);
+            }
+            at = end + 1;
             let name = &props[start..split];
             for (want, slot) in names.iter().zip(out.iter_mut()) {
                 if slot.is_none() && want.as_ref().as_bytes() == name {
@@ -176,6 +180,33 @@ impl<'a> Message<'a> {
     }
 }
 
+/// The first separator (0x01 or 0x02) in `bytes` from `at`, or `bytes.len()`: eight bytes a
+/// step (a word has a byte below 3 when `(w - 0x03..03) & !w & 0x80..80` is not zero, and its
+/// lowest such bit marks the first one).
+fn next_separator(bytes: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let low = w.wrapping_sub(ONES * 3) & !w & HIGH_BITS;
+        if low == 0 {
+            at += 8;
+            continue;
+        }
+        let i = at + (low.trailing_zeros() / 8) as usize;
+        if bytes[i] != 0 {
+            return i;
+        }
+        at = i + 1;
+    }
+    while at < bytes.len() && !matches!(bytes[at], NAME_VALUE_SEPARATOR | PROPERTY_SEPARATOR) {
+        at += 1;
+    }
+    at.min(bytes.len())
+}
+
 /// Packs message `i`'s bit into a bitmap of `n` messages.
 pub(crate) fn bitmap(n: usize, mut bit: impl FnMut(usize) -> bool) -> Vec<u64> {
     let mut out = vec![0u64; n.div_ceil(64)];
@@ -185,4 +216,40 @@ pub(crate) fn bitmap(n: usize, mut bit: impl FnMut(usize) -> bool) -> Vec<u64> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Batch, INDEX_WORDS, W_PROPERTIES};
+
+    /// Looks `names` up in raw packed properties, one pass and one name at a time.
+    fn both(props: &[u8], names: &[&str]) -> (Vec<Option<String>>, Vec<Option<String>>) {
+        let mut index = [0u64; INDEX_WORDS];
+        index[W_PROPERTIES] = props.len() as u64;
+        let batch = Batch::new(props, &index);
+        let Some(m) = batch.iter().next() else { panic!("one message") };
+        let mut out = vec![None; names.len()];
+        m.properties_into(names, &mut out);
+        let one_pass = out.iter().map(|v| v.map(str::to_owned)).collect();
+        let by_name = names.iter().map(|n| m.property(n).map(str::to_owned)).collect();
+        (one_pass, by_name)
+    }
+
+    #[test]
+    fn one_pass_lookup_agrees_with_property() {
+        let cases: [&[u8]; 6] = [
+            b"TAGS\x01TagA\x02KEYS\x01key-1\x02region\x01eu\x02a\x017\x02",
+            b"a\x01first\x02a\x01second",
+            b"orphan\x02a\x01after a pair without a separator\x02b\x01\x02",
+            b"a\x01value\x01with\x01separators inside it\x02b\x012",
+            b"long-name-of-many-bytes\x01\x00\x00zero bytes are no separators\x00\x02b\x01x",
+            b"a\x01\xff\xfe\x02a\x01valid after invalid UTF-8\x02",
+        ];
+        for props in cases {
+            let (one_pass, by_name) = both(props, &["a", "b", "long-name-of-many-bytes", "missing"]);
+            assert_eq!(one_pass, by_name, "{}", String::from_utf8_lossy(props));
+        }
+        let (found, _) = both(cases[0], &["a", "region", "TAGS"]);
+        assert_eq!(found, [Some("7".into()), Some("eu".into()), Some("TagA".into())]);
+    }
 }

@@ -18,10 +18,10 @@ mod sql;
 
 use rocketmq_plugin_sdk::{Filter, Message, Needs, Params, export_filter};
 
-pub use sql::{Expr, Lit, Value, parse};
+pub use sql::{Expr, Lit, Program, SLOTS_INLINE_MAX, Value, parse};
 
 pub struct Sql92Filter {
-    expr: Option<Expr>,
+    expr: Option<Program>,
     /// (hash code, tag) of the wanted tags.
     tags: Vec<(i64, String)>,
 }
@@ -38,7 +38,7 @@ pub fn java_hash(s: &str) -> i64 {
 impl Sql92Filter {
     pub fn new(params: &Params) -> Result<Sql92Filter, String> {
         let expr = match params.get("expression").map(str::trim) {
-            Some(e) if !e.is_empty() => Some(parse(e)?),
+            Some(e) if !e.is_empty() => Some(Program::compile(parse(e)?)),
             _ => None,
         };
         let tags: Vec<(i64, String)> = params
@@ -55,13 +55,17 @@ impl Sql92Filter {
         Ok(Sql92Filter { expr, tags })
     }
 
+    fn tags_match(&self, tags: Option<&str>) -> bool {
+        self.tags.is_empty() || tags.is_some_and(|t| self.tags.iter().any(|(_, w)| w == t))
+    }
+
     /// The full match on one message's accessors.
     pub fn eval<'a>(&self, tags: Option<&str>, prop: impl Fn(&str) -> Option<&'a str>) -> Result<bool, String> {
-        if !self.tags.is_empty() && !tags.is_some_and(|t| self.tags.iter().any(|(_, w)| w == t)) {
+        if !self.tags_match(tags) {
             return Ok(false);
         }
         match &self.expr {
-            Some(e) => e.matches(&prop),
+            Some(p) => p.matches(prop),
             None => Ok(true),
         }
     }
@@ -81,7 +85,22 @@ impl Filter for Sql92Filter {
     }
 
     fn matches(&self, msg: &Message<'_>) -> Result<bool, String> {
-        self.eval(msg.tags(), |name| msg.property(name))
+        if !self.tags_match(msg.tags()) {
+            return Ok(false);
+        }
+        let Some(p) = &self.expr else { return Ok(true) };
+        // Every property the expression reads, found in one pass over the message's properties.
+        let names = p.names();
+        let mut inline = [None; SLOTS_INLINE_MAX];
+        if names.len() <= SLOTS_INLINE_MAX {
+            let slots = &mut inline[..names.len()];
+            msg.properties_into(names, slots);
+            p.matches_slots(slots)
+        } else {
+            let mut slots = vec![None; names.len()];
+            msg.properties_into(names, &mut slots);
+            p.matches_slots(&slots)
+        }
     }
 }
 
@@ -105,5 +124,30 @@ mod tests {
         assert_eq!(got, vec![Ok(true), Ok(false), Ok(false), Ok(false)]);
         let got = filter::<Sql92Filter>(&params(&[("expression", "a BETWEEN 6 AND 9 AND TAGS IS NULL")]), &msgs);
         assert_eq!(got, vec![Ok(false), Ok(false), Ok(false), Ok(true)]);
+    }
+
+    #[test]
+    fn one_pass_lookup_matches_per_name_lookup() {
+        let msgs = [
+            TestMessage::new().tags("TagA").property("a", "7").property("b", "x").property("a", "1"),
+            TestMessage::new().property("b", "y").property("region", "eu"),
+            TestMessage::new().property("a", " 12 ").property("region", "eu"),
+        ];
+        // `a` read twice is one slot; the first `a` stored wins; TAGS is a property.
+        let expr = "(a > 5 AND a < 10 AND TAGS = 'TagA') OR (region = 'eu' AND (a IS NULL OR a = 12))";
+        let got = filter::<Sql92Filter>(&params(&[("expression", expr)]), &msgs);
+        assert_eq!(got, vec![Ok(true), Ok(true), Ok(true)]);
+        let program = super::Program::compile(super::parse(expr).expect("parses"));
+        assert_eq!(program.names(), ["a", "TAGS", "region"]);
+    }
+
+    #[test]
+    fn more_properties_than_inline_slots() {
+        let names: Vec<String> = (0..super::SLOTS_INLINE_MAX + 4).map(|i| format!("p{i}")).collect();
+        let expr = names.iter().map(|n| format!("{n} = '{n}'")).collect::<Vec<_>>().join(" AND ");
+        let all = names.iter().fold(TestMessage::new(), |m, n| m.property(n, n));
+        let missing_last = names[..names.len() - 1].iter().fold(TestMessage::new(), |m, n| m.property(n, n));
+        let got = filter::<Sql92Filter>(&params(&[("expression", &expr)]), &[all, missing_last]);
+        assert_eq!(got, vec![Ok(true), Ok(false)]);
     }
 }

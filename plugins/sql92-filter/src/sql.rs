@@ -401,6 +401,11 @@ pub fn parse(src: &str) -> Result<Expr, String> {
 }
 
 fn number(s: &str) -> Option<Value<'static>> {
+    // The usual case first: a few ASCII digits, nothing to trim.
+    let b = s.as_bytes();
+    if !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {
+        return Some(Value::Long(b.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))));
+    }
     let t = s.trim();
     if let Ok(n) = t.parse::<i64>() {
         return Some(Value::Long(n));
@@ -470,20 +475,103 @@ fn truth(v: &Value<'_>) -> Option<bool> {
 /// Property slots kept on the stack per message; an expression naming more uses the heap.
 pub const SLOTS_INLINE_MAX: usize = 16;
 
+/// A condition of a compiled expression, three-valued (`None` is NULL). The common shapes
+/// (`prop op number`, `prop = 'text'`) are tested directly; the rest goes through [`Expr::eval`].
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Not(Box<Node>),
+    /// `slot op number`: the property read as a number (not a number: NULL).
+    Number(usize, Cmp, Value<'static>),
+    /// `slot = 'text'` (or `<>`).
+    Text(usize, String, bool),
+    Other(Expr),
+}
+
 /// An expression ready to run: every property it reads is a slot, looked up once per message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Program {
-    expr: Expr,
+    root: Node,
     /// The distinct property names, in first-use order: slot `i` is `names[i]`.
     names: Vec<String>,
 }
 
+/// The comparison that gives the same answer with its operands swapped (`4 < a` is `a > 4`).
+fn flipped(op: Cmp) -> Cmp {
+    match op {
+        Cmp::Gt => Cmp::Lt,
+        Cmp::Ge => Cmp::Le,
+        Cmp::Lt => Cmp::Gt,
+        Cmp::Le => Cmp::Ge,
+        same => same,
+    }
+}
+
+impl Node {
+    fn of(e: Expr) -> Node {
+        match e {
+            Expr::And(a, b) => Node::And(Box::new(Node::of(*a)), Box::new(Node::of(*b))),
+            Expr::Or(a, b) => Node::Or(Box::new(Node::of(*a)), Box::new(Node::of(*b))),
+            Expr::Not(a) => Node::Not(Box::new(Node::of(*a))),
+            Expr::Compare(op, a, b) => match (*a, *b) {
+                (Expr::Slot(i), Expr::Lit(Lit::Long(n))) => Node::Number(i, op, Value::Long(n)),
+                (Expr::Slot(i), Expr::Lit(Lit::Double(d))) => Node::Number(i, op, Value::Double(d)),
+                (Expr::Lit(Lit::Long(n)), Expr::Slot(i)) => Node::Number(i, flipped(op), Value::Long(n)),
+                (Expr::Lit(Lit::Double(d)), Expr::Slot(i)) => Node::Number(i, flipped(op), Value::Double(d)),
+                (Expr::Slot(i), Expr::Lit(Lit::Str(t))) | (Expr::Lit(Lit::Str(t)), Expr::Slot(i))
+                    if matches!(op, Cmp::Eq | Cmp::Ne) =>
+                {
+                    Node::Text(i, t, op == Cmp::Ne)
+                }
+                (a, b) => Node::Other(Expr::Compare(op, Box::new(a), Box::new(b))),
+            },
+            other => Node::Other(other),
+        }
+    }
+
+    /// The same three-valued logic as [`Expr::eval`].
+    fn test(&self, slots: &[Option<&str>]) -> Result<Option<bool>, String> {
+        Ok(match self {
+            Node::And(a, b) => {
+                let l = a.test(slots)?;
+                if l == Some(false) {
+                    return Ok(Some(false));
+                }
+                match (l, b.test(slots)?) {
+                    (_, Some(false)) => Some(false),
+                    (Some(true), Some(true)) => Some(true),
+                    _ => None,
+                }
+            }
+            Node::Or(a, b) => {
+                let l = a.test(slots)?;
+                if l == Some(true) {
+                    return Ok(Some(true));
+                }
+                match (l, b.test(slots)?) {
+                    (_, Some(true)) => Some(true),
+                    (Some(false), Some(false)) => Some(false),
+                    _ => None,
+                }
+            }
+            Node::Not(a) => a.test(slots)?.map(|b| !b),
+            Node::Number(i, op, n) => match slots.get(*i).copied().flatten().and_then(number) {
+                Some(x) => compare(*op, &x, n)?,
+                None => None,
+            },
+            Node::Text(i, t, ne) => slots.get(*i).copied().flatten().map(|s| (s == t.as_str()) != *ne),
+            Node::Other(e) => truth(&e.eval(slots)?),
+        })
+    }
+}
+
 impl Program {
-    /// Replaces each `Prop` of `expr` by the slot of its name.
+    /// Replaces each `Prop` of `expr` by the slot of its name, and picks the direct tests.
     pub fn compile(mut expr: Expr) -> Program {
         let mut names = Vec::new();
         expr.resolve(&mut names);
-        Program { expr, names }
+        Program { root: Node::of(expr), names }
     }
 
     /// The property names the slots stand for.
@@ -494,7 +582,7 @@ impl Program {
     /// True only if the expression evaluates to TRUE, given the value of each slot (`None`:
     /// the message lacks it).
     pub fn matches_slots<'m>(&self, slots: &[Option<&'m str>]) -> Result<bool, String> {
-        Ok(self.expr.eval(slots)? == Value::Bool(true))
+        Ok(self.root.test(slots)? == Some(true))
     }
 
     /// [`Program::matches_slots`] with each slot read through `prop`.
@@ -631,5 +719,55 @@ impl Expr {
                 _ => Value::Null,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Node, Program, parse};
+
+    #[test]
+    fn direct_tests_agree_with_the_evaluator() {
+        let exprs = [
+            "a > 4",
+            "4 < a",
+            "a >= 4.5 AND a <= 8",
+            "region = 'eu'",
+            "'eu' = region",
+            "region <> 'eu'",
+            "NOT (a > 4) OR region = 'us'",
+            "a = 7 OR b IS NULL",
+            "a BETWEEN 2 AND 8 AND region IN ('eu', 'us')",
+        ];
+        let values: [&[Option<&str>]; 6] = [
+            &[Some("7"), Some("eu"), None],
+            &[Some(" 3 "), Some("us"), Some("x")],
+            &[Some("4.5"), None, None],
+            &[Some("x"), Some("eu"), None],
+            &[None, None, None],
+            &[Some("-12"), Some("EU"), Some("")],
+        ];
+        for text in exprs {
+            let program = Program::compile(parse(text).expect("parses"));
+            assert!(!matches!(program.root, Node::Other(_)), "{text}: a direct test at the root");
+            // The same tree as one evaluator call, to compare against.
+            let mut generic = program.clone();
+            let mut e = parse(text).expect("parses");
+            e.resolve(&mut Vec::new());
+            generic.root = Node::Other(e);
+            for v in values {
+                // Slots follow first use; give each its value by name.
+                let slots: Vec<Option<&str>> = program
+                    .names()
+                    .iter()
+                    .map(|n| match n.as_str() {
+                        "a" => v[0],
+                        "region" => v[1],
+                        _ => v[2],
+                    })
+                    .collect();
+                assert_eq!(program.matches_slots(&slots), generic.matches_slots(&slots), "{text} over {v:?}");
+            }
+        }
     }
 }
