@@ -36,6 +36,8 @@ struct Node {
     name: &'static str,
     ip: String,
     port: u16,
+    /// The HTTP door (`/metrics`).
+    http_port: u16,
     config: PathBuf,
     store: PathBuf,
     process: Option<Process>,
@@ -113,18 +115,19 @@ impl HaCluster {
         for (i, name) in brokers.iter().enumerate() {
             let ip = format!("127.0.0.{}", 11 + i);
             let port = free_broker_port();
+            let http_port = free_port();
             let store = dir.path().join(name);
-            // The sample unchanged, plus paths and addresses (and the HTTP door off: the samples
-            // leave it on its default port, which several brokers on one host cannot share).
+            // The sample unchanged, plus paths and addresses (the HTTP door too: the samples leave
+            // it on its default port, which several brokers on one host cannot share).
             let text = format!(
                 "{}\n# --- added by the test: paths and addresses\nstorePathRootDir={}\nnamesrvAddr={namesrv_addr}\n\
-                 brokerIP1={ip}\nbindAddress={ip}\nlistenPort={port}\nhttpListenPort=0\n",
+                 brokerIP1={ip}\nbindAddress={ip}\nlistenPort={port}\nhttpListenPort={http_port}\n",
                 sample(layout, name),
                 store.display()
             );
             let config = dir.path().join(format!("{name}.properties"));
             std::fs::write(&config, text).unwrap();
-            let mut node = Node { name, ip, port, config, store, process: None };
+            let mut node = Node { name, ip, port, http_port, config, store, process: None };
             node.start();
             nodes.push(node);
         }
@@ -534,6 +537,22 @@ fn sync_master_without_slave_refuses_send_ok_and_a_returning_slave_catches_up() 
         lag_seen && max_lag > 0,
         "brokerStatus of the master shows the returning slave's lag (largest seen: {max_lag} bytes)"
     );
+    // The same lag in Prometheus: one series per connected slave on the master, 0 once caught up.
+    let (ip, http_port) = {
+        let mut c = cluster.lock().unwrap();
+        let m = c.node("broker-a");
+        (m.ip.clone(), m.http_port)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = http_get(&format!("{ip}:{http_port}"), "/metrics");
+        let lags: Vec<&str> = text.lines().filter(|l| l.starts_with("rocketmq_ha_replica_lag_bytes{")).collect();
+        if lags.len() == 1 && lags[0].ends_with(" 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "master's /metrics HA lag: {lags:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     eprintln!(
         "[ha] slave caught up {master_max} bytes in {caught_up:?} after a restart (largest lag seen in \
          brokerStatus: {max_lag} bytes)"
@@ -656,6 +675,18 @@ fn call_once(addr: &str, mut cmd: broker::remoting::RemotingCommand) -> broker::
         assert!(n > 0, "{addr} closed the connection before answering");
         buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// A plain HTTP/1.1 GET, the body.
+fn http_get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP answer: {text}"));
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    body.to_owned()
 }
 
 fn tokio_free_restart(cluster: &Mutex<HaCluster>, name: &str) {

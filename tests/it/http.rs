@@ -764,6 +764,14 @@ fn plugins_are_uploaded_bound_and_removed_over_http() {
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse::<f64>().ok());
         assert!(calls.is_some_and(|c| c >= 1.0), "plugin calls in /metrics: {calls:?}");
+        let timed = text
+            .lines()
+            .find(|l| {
+                l.starts_with("rocketmq_plugin_invocation_duration_seconds_count{") && l.contains("plugin=\"eu_only\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(timed.is_some_and(|t| t >= 1.0), "plugin call latency histogram in /metrics: {timed:?}");
 
         // The HTTP simple consumer of a bound group is filtered the same way.
         let spec = json!({"role": "filter", "group": "CG_eu_http", "topic": "plugged"});

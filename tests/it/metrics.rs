@@ -127,6 +127,8 @@ fn broker_metrics_parse_move_with_traffic_and_pass_promtool() {
         let after = parse(&text);
         let pop_ok = [("protocol", "remoting"), ("request_code", "POP_MESSAGE"), ("response_code", "SUCCESS")];
         assert_eq!(value(&after, "rocketmq_requests_total", &pop_ok), 1.0, "{text}");
+        // `client` still holds its connection to the native door.
+        assert!(value(&after, "rocketmq_connections", &[("protocol", "remoting")]) >= 1.0, "{text}");
         assert_eq!(
             value(&after, "rocketmq_messages_out_total", &[("topic", "metered"), ("protocol", "remoting")]),
             5.0

@@ -31,7 +31,7 @@
 //! | `rocketmq_plugin_invocations_total` | counter | `plugin, role` |
 //! | `rocketmq_plugin_messages_total` | counter | `plugin, role, result` (`in`, `passed`) |
 //! | `rocketmq_plugin_failures_total` | counter | `plugin, role, kind` (`error`, `trap_deadline`, ...) |
-//! | `rocketmq_plugin_invocation_seconds_total` | counter | `plugin, role` |
+//! | `rocketmq_plugin_invocation_duration_seconds` | histogram | `plugin, role` |
 //!
 //! The plugin host keeps its own totals (`mqadmin plugin describe` shows them); the broker's
 //! scrape hook copies them in with [`Metrics::set_plugin_totals`]. HA lag is set the same way
@@ -130,7 +130,7 @@ pub struct Metrics {
     plugin_invocations: IntCounterVec,
     plugin_messages: IntCounterVec,
     plugin_failures: IntCounterVec,
-    plugin_seconds: prometheus::CounterVec,
+    plugin_latency: PluginLatency,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -299,11 +299,8 @@ impl Metrics {
                 "Plugin calls that failed, by kind (error, trap_*, deadline, quarantine).",
                 &["plugin", "role", "kind"],
             )?,
-            plugin_seconds: {
-                let c = prometheus::CounterVec::new(
-                    Opts::new("rocketmq_plugin_invocation_seconds_total", "Time spent in plugin calls."),
-                    &["plugin", "role"],
-                )?;
+            plugin_latency: {
+                let c = PluginLatency::new()?;
                 r.register(Box::new(c.clone()))?;
                 c
             },
@@ -444,10 +441,9 @@ impl Metrics {
         for (kind, n) in &totals.failures {
             raise(self.plugin_failures.with_label_values(&[plugin, role, kind]), *n);
         }
-        let seconds = self.plugin_seconds.with_label_values(&[plugin, role]);
-        if totals.seconds > seconds.get() {
-            seconds.inc_by(totals.seconds - seconds.get());
-        }
+        let key = (plugin.to_owned(), role.to_owned());
+        let mut rows = self.plugin_latency.rows.lock().unwrap_or_else(|e| e.into_inner());
+        rows.insert(key, (totals.latency_buckets.clone(), totals.seconds));
     }
 }
 
@@ -459,7 +455,85 @@ pub struct PluginTotals {
     pub messages_passed: u64,
     /// `(kind, count)`; kinds come from a fixed set (`error`, `trap_deadline`, ...).
     pub failures: Vec<(&'static str, u64)>,
+    /// Time spent in calls.
     pub seconds: f64,
+    /// Calls per latency bucket: (upper bound in seconds, calls), not cumulative, ascending; the
+    /// last bound may be infinite.
+    pub latency_buckets: Vec<(f64, u64)>,
+}
+
+/// `rocketmq_plugin_invocation_duration_seconds`: a histogram built at scrape time from the
+/// plugin host's own buckets (the host counts per call without knowing about Prometheus).
+#[derive(Clone)]
+struct PluginLatency {
+    desc: prometheus::core::Desc,
+    /// (plugin, role) → (buckets as in [`PluginTotals::latency_buckets`], sum in seconds).
+    rows: Arc<Mutex<std::collections::BTreeMap<(String, String), (Vec<(f64, u64)>, f64)>>>,
+}
+
+impl PluginLatency {
+    const NAME: &'static str = "rocketmq_plugin_invocation_duration_seconds";
+
+    fn new() -> prometheus::Result<PluginLatency> {
+        let desc = prometheus::core::Desc::new(
+            Self::NAME.to_owned(),
+            "Plugin call latency.".to_owned(),
+            vec!["plugin".to_owned(), "role".to_owned()],
+            std::collections::HashMap::new(),
+        )?;
+        Ok(PluginLatency { desc, rows: Arc::default() })
+    }
+}
+
+impl prometheus::core::Collector for PluginLatency {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        use prometheus::proto::{Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+        let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        if rows.is_empty() {
+            return Vec::new();
+        }
+        let label = |name: &str, value: &str| {
+            let mut l = LabelPair::default();
+            l.set_name(name.to_owned());
+            l.set_value(value.to_owned());
+            l
+        };
+        let metrics = rows
+            .iter()
+            .map(|((plugin, role), (buckets, sum))| {
+                let mut h = Histogram::default();
+                let mut cumulative = 0u64;
+                let mut out = Vec::new();
+                for (upper, n) in buckets {
+                    cumulative += n;
+                    // The exposition adds the +Inf bucket from the count itself.
+                    if upper.is_finite() {
+                        let mut b = Bucket::default();
+                        b.set_upper_bound(*upper);
+                        b.set_cumulative_count(cumulative);
+                        out.push(b);
+                    }
+                }
+                h.set_bucket(out);
+                h.set_sample_count(cumulative);
+                h.set_sample_sum(*sum);
+                let mut m = Metric::default();
+                m.set_label(vec![label("plugin", plugin), label("role", role)]);
+                m.set_histogram(h);
+                m
+            })
+            .collect();
+        let mut family = MetricFamily::default();
+        family.set_name(Self::NAME.to_owned());
+        family.set_help("Plugin call latency.".to_owned());
+        family.set_field_type(MetricType::HISTOGRAM);
+        family.set_metric(metrics);
+        vec![family]
+    }
 }
 
 /// The name of a remoting response code for the `response_code` label (`OTHER` for codes outside

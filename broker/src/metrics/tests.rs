@@ -50,3 +50,26 @@ fn scrape_hooks_run_before_rendering() {
     });
     assert!(m.render().contains(r#"rocketmq_storage_size_bytes{storage_type="commitlog"} 1234"#));
 }
+
+#[test]
+fn plugin_latency_is_a_histogram_built_from_the_hosts_buckets() {
+    let m = Metrics::new(Registry::new()).unwrap();
+    let totals = PluginTotals {
+        calls: 6,
+        seconds: 0.000_7,
+        latency_buckets: vec![(0.000_01, 3), (0.000_1, 2), (f64::INFINITY, 1)],
+        ..PluginTotals::default()
+    };
+    m.set_plugin_totals("sql", "filter", &totals);
+    let text = m.render();
+    for line in [
+        r#"rocketmq_plugin_invocation_duration_seconds_bucket{plugin="sql",role="filter",le="0.00001"} 3"#,
+        r#"rocketmq_plugin_invocation_duration_seconds_bucket{plugin="sql",role="filter",le="0.0001"} 5"#,
+        r#"rocketmq_plugin_invocation_duration_seconds_bucket{plugin="sql",role="filter",le="+Inf"} 6"#,
+        r#"rocketmq_plugin_invocation_duration_seconds_sum{plugin="sql",role="filter"} 0.0007"#,
+        r#"rocketmq_plugin_invocation_duration_seconds_count{plugin="sql",role="filter"} 6"#,
+        r#"rocketmq_plugin_invocations_total{plugin="sql",role="filter"} 6"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}

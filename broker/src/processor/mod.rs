@@ -449,6 +449,15 @@ impl Broker {
             role = %inner.config.broker_role,
             "Broker listening"
         );
+        {
+            let open: Vec<_> = std::iter::once(&main).chain(vip.as_ref()).map(Server::open_connections).collect();
+            let metrics = Arc::downgrade(&inner);
+            inner.metrics.on_scrape(move || {
+                let Some(b) = metrics.upgrade() else { return };
+                let n: u64 = open.iter().map(|c| c.load(std::sync::atomic::Ordering::Relaxed)).sum();
+                b.metrics.connections.with_label_values(&[crate::metrics::Protocol::Remoting.as_str()]).set(n as i64);
+            });
+        }
         let mut tasks = Vec::new();
         if let Some(master) = &inner.ha_master {
             let ha_bind = format!("{bind_ip}:{}", inner.config.ha_port());
@@ -627,6 +636,11 @@ fn register_scrape_hooks(inner: &Arc<BrokerInner>) {
                     ("quarantine", c.quarantines),
                 ],
                 seconds: c.latency_sum_us as f64 / 1e6,
+                latency_buckets: c
+                    .latency_us
+                    .iter()
+                    .map(|(upper, n)| (upper.parse::<f64>().map_or(f64::INFINITY, |us| us / 1e6), *n))
+                    .collect(),
             };
             m.set_plugin_totals(&name, role.name(), &totals);
         }

@@ -115,6 +115,7 @@ impl std::fmt::Debug for Connection {
 pub struct Server {
     local_addr: SocketAddr,
     stop: Arc<Notify>,
+    open: Arc<AtomicU64>,
 }
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
@@ -127,6 +128,8 @@ impl Server {
         let stop = Arc::new(Notify::new());
         let stop_accept = stop.clone();
         let slots = Arc::new(Semaphore::new(limits.connections_max));
+        let open = Arc::new(AtomicU64::new(0));
+        let open_count = open.clone();
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -148,13 +151,21 @@ impl Server {
                     continue;
                 };
                 let handler = handler.clone();
+                let open = open_count.clone();
+                open.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     serve_connection(stream, peer, limits, handler).await;
+                    open.fetch_sub(1, Ordering::Relaxed);
                     drop(permit);
                 });
             }
         });
-        Ok(Server { local_addr, stop })
+        Ok(Server { local_addr, stop, open })
+    }
+
+    /// A live count of the open client connections (for the connections gauge).
+    pub fn open_connections(&self) -> Arc<AtomicU64> {
+        self.open.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
