@@ -12,20 +12,20 @@ use bytes::BytesMut;
 use crate::support::{Process, START_TIMEOUT, free_broker_port, write_config};
 
 /// A blocking remoting connection for tests.
-struct Conn {
+pub(crate) struct Conn {
     stream: TcpStream,
     buf: BytesMut,
     opaque: i32,
 }
 
 impl Conn {
-    fn open(addr: &str) -> Conn {
+    pub(crate) fn open(addr: &str) -> Conn {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Conn { stream, buf: BytesMut::new(), opaque: 0 }
     }
 
-    fn call(&mut self, mut cmd: RemotingCommand) -> RemotingCommand {
+    pub(crate) fn call(&mut self, mut cmd: RemotingCommand) -> RemotingCommand {
         self.opaque += 1;
         cmd.opaque = self.opaque;
         let mut out = BytesMut::new();
@@ -54,7 +54,8 @@ impl Conn {
     }
 }
 
-fn send(topic: &str, body: Vec<u8>) -> RemotingCommand {
+/// A SEND_MESSAGE_V2 request as a producer writes it (tag `t`).
+pub(crate) fn send(topic: &str, body: Vec<u8>) -> RemotingCommand {
     RemotingCommand::request(request::SEND_MESSAGE_V2)
         .with_field("a", "bad_input_pg")
         .with_field("b", topic)

@@ -468,7 +468,8 @@ fn sync_master_without_slave_refuses_send_ok_and_a_returning_slave_catches_up() 
     assert_eq!(code, 0, "updateTopic: {text}");
     slave_follows_the_masters_plugins(&ns, &master_addr, &slave_addr, topic);
     // Build 2: a SLAVE refuses sends (SERVICE_NOT_AVAILABLE, as 4.9.4's store answers on a slave).
-    let refused = call_once(&slave_addr, send_request(topic, b"to the slave"));
+    let refused =
+        crate::bad_input::Conn::open(&slave_addr).call(crate::bad_input::send(topic, b"to the slave".to_vec()));
     assert_eq!(refused.code, broker::protocol::response::SERVICE_NOT_AVAILABLE, "{:?}", refused.remark);
     let cluster = Mutex::new(cluster);
 
@@ -641,40 +642,6 @@ fn slave_follows_the_masters_plugins(ns: &str, master: &str, slave: &str, topic:
         l["plugins"].as_array().is_some_and(|a| a.is_empty()) && l["bindings"].as_array().is_some_and(|a| a.is_empty())
     });
     eprintln!("[ha] the slave followed the master's plugin deploy, bind, unbind and remove");
-}
-
-/// A SEND_MESSAGE_V2 request as a producer writes it.
-fn send_request(topic: &str, body: &[u8]) -> broker::remoting::RemotingCommand {
-    broker::remoting::RemotingCommand::request(broker::protocol::request::SEND_MESSAGE_V2)
-        .with_field("a", "PG_ha_raw")
-        .with_field("b", topic)
-        .with_field("c", "TBW102")
-        .with_field("d", 4)
-        .with_field("e", 0)
-        .with_field("f", 0)
-        .with_field("g", 0)
-        .with_field("h", 0)
-        .with_body(body.to_vec())
-}
-
-/// One request on a fresh connection, its response.
-fn call_once(addr: &str, mut cmd: broker::remoting::RemotingCommand) -> broker::remoting::RemotingCommand {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    cmd.opaque = 1;
-    let mut out = bytes::BytesMut::new();
-    cmd.encode_frame(&mut out);
-    stream.write_all(&out).unwrap();
-    let mut buf = bytes::BytesMut::new();
-    loop {
-        if let Some(r) = broker::remoting::FrameDecoder::default().decode(&mut buf).unwrap() {
-            return r;
-        }
-        let mut chunk = [0u8; 65536];
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "{addr} closed the connection before answering");
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 /// A plain HTTP/1.1 GET, the body.

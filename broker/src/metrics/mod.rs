@@ -468,8 +468,11 @@ pub struct PluginTotals {
 struct PluginLatency {
     desc: prometheus::core::Desc,
     /// (plugin, role) → (buckets as in [`PluginTotals::latency_buckets`], sum in seconds).
-    rows: Arc<Mutex<std::collections::BTreeMap<(String, String), (Vec<(f64, u64)>, f64)>>>,
+    rows: Arc<Mutex<std::collections::BTreeMap<(String, String), LatencyRow>>>,
 }
+
+/// One plugin's latency buckets (as in [`PluginTotals::latency_buckets`]) and sum in seconds.
+type LatencyRow = (Vec<(f64, u64)>, f64);
 
 impl PluginLatency {
     const NAME: &'static str = "rocketmq_plugin_invocation_duration_seconds";

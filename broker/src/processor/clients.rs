@@ -273,15 +273,9 @@ impl Groups {
     /// A slave takes its master's whole group table (4.9.4's `syncSubscriptionGroupConfig`);
     /// returns whether anything changed.
     pub fn replace_all(&self, table: std::collections::BTreeMap<String, SubscriptionGroupConfig>) -> bool {
-        let same = {
-            let current = self.table.read().unwrap_or_else(|e| e.into_inner());
-            current.len() == table.len() && table.iter().all(|(k, v)| current.get(k).is_some_and(|c| **c == *v))
-        };
-        if same {
+        if !super::topics::replace_table(&self.table, table) {
             return false;
         }
-        *self.table.write().unwrap_or_else(|e| e.into_inner()) =
-            table.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         self.persist();
         true
     }

@@ -93,15 +93,9 @@ impl Topics {
     /// A slave takes its master's whole topic table (4.9.4's `syncTopicConfig`); returns whether
     /// anything changed.
     pub fn replace_all(&self, table: std::collections::BTreeMap<String, TopicConfig>) -> bool {
-        let same = {
-            let current = self.table.read().unwrap_or_else(|e| e.into_inner());
-            current.len() == table.len() && table.iter().all(|(k, v)| current.get(k).is_some_and(|c| **c == *v))
-        };
-        if same {
+        if !replace_table(&self.table, table) {
             return false;
         }
-        *self.table.write().unwrap_or_else(|e| e.into_inner()) =
-            table.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         self.persist();
         self.changed.notify_one();
         true
@@ -212,4 +206,21 @@ impl Topics {
             .collect();
         TopicConfigSerializeWrapper { data_version, topic_config_table }
     }
+}
+
+/// Makes `current` hold exactly `table` (a slave taking its master's table); returns whether
+/// anything changed (nothing is written when not).
+pub(crate) fn replace_table<V: PartialEq>(
+    current: &RwLock<HashMap<String, Arc<V>>>,
+    table: std::collections::BTreeMap<String, V>,
+) -> bool {
+    let same = {
+        let now = current.read().unwrap_or_else(|e| e.into_inner());
+        now.len() == table.len() && table.iter().all(|(k, v)| now.get(k).is_some_and(|c| **c == *v))
+    };
+    if !same {
+        *current.write().unwrap_or_else(|e| e.into_inner()) =
+            table.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+    }
+    !same
 }
