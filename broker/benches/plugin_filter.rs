@@ -66,7 +66,7 @@ fn bind_filter(plugins: &Plugins, name: &str, group: &str, topic: &str) {
 /// Message `i`: tags alternate TagA/TagB, four properties, a JSON body of `BODY_BYTES`.
 fn input(topic: &str, queue_id: u32, i: usize) -> MessageInput {
     let tag = if i.is_multiple_of(2) { "TagA" } else { "TagB" };
-    let region = if i % 3 == 0 { "eu" } else { "us" };
+    let region = if i.is_multiple_of(3) { "eu" } else { "us" };
     let a = (i % 10).to_string();
     let key = format!("key-{i}");
     let mut body = format!(r#"{{"order":{{"region":"{region}","n":{i}}},"pad":""#).into_bytes();

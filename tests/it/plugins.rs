@@ -99,7 +99,7 @@ fn distinct_seqs(received: &[Received]) -> (Vec<usize>, usize) {
 /// whose `order.region` cycles (every 7th body is not JSON).
 fn filter_message(i: usize) -> (Vec<(String, String)>, String) {
     let mut props =
-        vec![("seq".to_owned(), i.to_string()), ("b".to_owned(), if i % 3 == 0 { "y" } else { "x" }.into())];
+        vec![("seq".to_owned(), i.to_string()), ("b".to_owned(), if i.is_multiple_of(3) { "y" } else { "x" }.into())];
     if i % 8 != 7 {
         props.push(("a".to_owned(), (i % 10).to_string()));
     }
@@ -110,11 +110,11 @@ fn filter_message(i: usize) -> (Vec<(String, String)>, String) {
 }
 
 fn sql_matches(i: usize) -> bool {
-    i % 8 != 7 && i % 10 > 5 && i % 3 != 0
+    i % 8 != 7 && i % 10 > 5 && !i.is_multiple_of(3)
 }
 
 fn json_matches(i: usize) -> bool {
-    i % 7 != 6 && i % 3 == 0
+    i % 7 != 6 && i.is_multiple_of(3)
 }
 
 #[test]
@@ -606,7 +606,7 @@ fn sql92_subscriptions_run_on_the_sql92_plugin_when_it_is_the_engine() {
             producer.send(message(topic, Some("TagA"), &[], body.as_bytes(), &props)).await.expect("send");
         }
         let want_first: Vec<usize> = (0..N).filter(|&i| sql_matches(i)).collect();
-        let want_second: Vec<usize> = (0..N).filter(|&i| i % 3 == 0 || i % 8 == 7).collect();
+        let want_second: Vec<usize> = (0..N).filter(|&i| i.is_multiple_of(3) || i % 8 == 7).collect();
         let (first_inbox, second_inbox) = (Inbox::default(), Inbox::default());
         let mut consumers = Vec::new();
         for (group, expr, inbox) in

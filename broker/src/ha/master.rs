@@ -143,10 +143,8 @@ impl Master {
 
     pub fn slaves(&self) -> Vec<SlaveView> {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<SlaveView> = conns
-            .values()
-            .map(|c| SlaveView { addr: c.addr, acked_offset: c.acked, sent_offset: c.sent })
-            .collect();
+        let mut v: Vec<SlaveView> =
+            conns.values().map(|c| SlaveView { addr: c.addr, acked_offset: c.acked, sent_offset: c.sent }).collect();
         v.sort_by_key(|s| s.addr);
         v
     }

@@ -491,6 +491,8 @@ struct SqlEngine {
     wasm: OnceLock<std::result::Result<Arc<Vec<u8>>, String>>,
     /// By expression: the deployment, or why `create` refused it (not retried on every pull).
     by_expression: Mutex<HashMap<String, std::result::Result<Arc<Deployed>, String>>>,
+    /// Serialises making instance sets, so concurrent first pulls make one.
+    creating: Mutex<()>,
 }
 
 /// The name the SQL92 engine's instances log and count under (`mqadmin plugin logs sql92-engine`).
@@ -924,6 +926,10 @@ impl Plugins {
 
     fn sql_deployment(&self, component: &Path, expression: &str) -> std::result::Result<Arc<Deployed>, String> {
         let lock = || self.sql.by_expression.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = lock().get(expression) {
+            return found.clone();
+        }
+        let _creating = self.sql.creating.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = lock().get(expression) {
             return found.clone();
         }

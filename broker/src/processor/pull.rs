@@ -273,8 +273,7 @@ fn suggest_broker_id(broker: &BrokerInner, group: &str, last: Option<&bytes::Byt
     }
     let config = broker.groups.get(group);
     let (usual, slow) = config.map_or((0, 1), |g| (g.broker_id, g.which_broker_when_consume_slowly));
-    let Some(pulled) = last.and_then(|m| m.get(28..36)).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
-    else {
+    let Some(pulled) = last.and_then(|m| m.get(28..36)).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes) else {
         return usual;
     };
     let behind = broker.store.commit_log_max_offset().saturating_sub(pulled);

@@ -557,7 +557,12 @@ async fn examine(broker: &Arc<BrokerInner>, round: &Round, record: &[u8], half_o
 
 /// Commits or rolls back a half message as the producer group's checker plugin decided, the way
 /// END_TRANSACTION would.
-async fn resolve_by_plugin(broker: &Arc<BrokerInner>, rec: &StoredRecord<'_>, half_offset: u64, commit: bool) -> Verdict {
+async fn resolve_by_plugin(
+    broker: &Arc<BrokerInner>,
+    rec: &StoredRecord<'_>,
+    half_offset: u64,
+    commit: bool,
+) -> Verdict {
     let tx = &broker.transactions;
     let offset = i64::try_from(rec.physical_offset).unwrap_or(i64::MAX);
     let message = if commit {

@@ -392,10 +392,7 @@ impl CommitLog {
                 pos = next;
                 continue;
             }
-            if magic != format::MESSAGE_MAGIC
-                || size < format::RECORD_FIXED_BYTES_V4
-                || size > self.file_bytes - rel
-            {
+            if magic != format::MESSAGE_MAGIC || size < format::RECORD_FIXED_BYTES_V4 || size > self.file_bytes - rel {
                 break Err(Error::Corrupt {
                     file: file.path().to_path_buf(),
                     offset: rel as u64,

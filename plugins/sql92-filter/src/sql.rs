@@ -581,7 +581,7 @@ impl Program {
 
     /// True only if the expression evaluates to TRUE, given the value of each slot (`None`:
     /// the message lacks it).
-    pub fn matches_slots<'m>(&self, slots: &[Option<&'m str>]) -> Result<bool, String> {
+    pub fn matches_slots(&self, slots: &[Option<&str>]) -> Result<bool, String> {
         Ok(self.root.test(slots)? == Some(true))
     }
 
