@@ -224,6 +224,12 @@ impl MappedFile {
                     std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(pos), head);
                 }
             }
+            // A record inside one page goes in one `pwrite`: the kernel copies a page at a time
+            // and stops for a fatal signal only between pages, so a killed process leaves all of
+            // it or none. A record across pages keeps the length-last order (two syscalls).
+            WriteMode::Syscall if pos % PAGE_BYTES + data.len() <= PAGE_BYTES => {
+                self.file.write_all_at(data, pos as u64)?;
+            }
             WriteMode::Syscall => {
                 self.file.write_all_at(&data[head..], (pos + head) as u64)?;
                 self.file.write_all_at(&data[..head], pos as u64)?;

@@ -5,7 +5,7 @@
 //! SDK hides the WIT bindings: the batch the broker sends (one byte buffer plus a packed index) is
 //! handed to your code one [`Message`] at a time, and your answers are packed back into bitmaps.
 //!
-//! ```ignore
+//! ```no_run
 //! use rocketmq_plugin_sdk::{Filter, Message, Params, export_filter};
 //!
 //! struct EuOnly;

@@ -4,8 +4,21 @@
 //! available natively; test code that does not call them, and run the plugin in the broker
 //! (`mqadmin plugin deploy`) for the rest.
 //!
-//! ```ignore
-//! use rocketmq_plugin_sdk::testing::{TestMessage, params, filter};
+//! ```
+//! use rocketmq_plugin_sdk::testing::{TestMessage, filter, params};
+//! use rocketmq_plugin_sdk::{Filter, Message, Params};
+//!
+//! struct EuOnly;
+//!
+//! impl Filter for EuOnly {
+//!     fn create(_params: &Params) -> Result<Self, String> {
+//!         Ok(EuOnly)
+//!     }
+//!     fn matches(&self, msg: &Message) -> Result<bool, String> {
+//!         Ok(msg.property("region") == Some("eu"))
+//!     }
+//! }
+//!
 //! let got = filter::<EuOnly>(&params(&[]), &[TestMessage::new().property("region", "eu")]);
 //! assert_eq!(got, vec![Ok(true)]);
 //! ```
