@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 use super::{CHUNK_HEADER_BYTES, Error, REPORT_BYTES, Result, TRANSFER_POLL_MS};
 use crate::store::MessageStore;
@@ -64,7 +64,13 @@ pub struct Master {
     next_id: AtomicU64,
     /// Wakes transfers when a send appended.
     appended: Notify,
+    /// SYNC_MASTER sends waiting for a slave, by the end offset they need: an acknowledgement
+    /// wakes exactly the sends it covers (a broadcast would wake every waiting send per report).
+    waiting: Mutex<std::collections::BTreeMap<u64, Vec<oneshot::Sender<()>>>>,
 }
+
+/// Waiting sends kept before closed ones (timed out) are swept out.
+const WAITING_SWEEP_ENTRIES: usize = 4096;
 
 impl Master {
     pub fn new(store: Arc<MessageStore>, limits: MasterLimits) -> Arc<Master> {
@@ -75,6 +81,7 @@ impl Master {
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             appended: Notify::new(),
+            waiting: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -110,17 +117,31 @@ impl Master {
     /// Waits until a slave acknowledged `end_offset`, for at most `timeout`. Returns at once with
     /// `SlaveNotAvailable` when no slave reported or the best one is `haSlaveFallbehindMax` behind.
     pub async fn wait_replicated(&self, end_offset: u64, timeout: Duration) -> Replicated {
-        let mut rx = self.acked.subscribe();
-        let acked = *rx.borrow_and_update();
+        let acked = *self.acked.borrow();
         if !self.slave_ok(acked) {
             return Replicated::SlaveNotAvailable;
         }
         if acked >= end_offset {
             return Replicated::Yes;
         }
-        self.notify_appended();
-        match tokio::time::timeout(timeout, rx.wait_for(|v| *v >= end_offset)).await {
-            Ok(Ok(_)) => Replicated::Yes,
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            // Re-checked under the lock `publish_acked` takes: an acknowledgement between the
+            // first check and the insert is not missed.
+            if *self.acked.borrow() >= end_offset {
+                return Replicated::Yes;
+            }
+            if waiting.len() >= WAITING_SWEEP_ENTRIES {
+                waiting.retain(|_, senders| {
+                    senders.retain(|s| !s.is_closed());
+                    !senders.is_empty()
+                });
+            }
+            waiting.entry(end_offset).or_default().push(tx);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(())) => Replicated::Yes,
             _ => Replicated::TimedOut,
         }
     }
@@ -153,11 +174,19 @@ impl Master {
     fn publish_acked(&self) {
         let best = self.conns.lock().unwrap_or_else(|p| p.into_inner()).values().filter_map(|c| c.acked).max();
         let best = best.unwrap_or(0);
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         self.acked.send_if_modified(|v| {
             let changed = *v != best;
             *v = best;
             changed
         });
+        // Everything at or below `best` is replicated: wake those sends, and only those.
+        let still_waiting = waiting.split_off(&best.saturating_add(1));
+        let done = std::mem::replace(&mut *waiting, still_waiting);
+        drop(waiting);
+        for tx in done.into_values().flatten() {
+            let _ = tx.send(());
+        }
     }
 
     async fn connection(self: Arc<Master>, stream: TcpStream, peer: SocketAddr) {
