@@ -87,7 +87,9 @@ fn chunks_of_any_size_rebuild_an_identical_log_and_queues() {
         }
         assert_eq!(slave.replica_offset(), end);
         assert_eq!(slave.commit_log_max_offset(), end, "chunk {chunk}: every record published");
+        // Both dispatchers: the master's queues are the reference, and under load they lag too.
         assert!(slave.wait_dispatched(Duration::from_secs(10)));
+        assert!(master.wait_dispatched(Duration::from_secs(10)));
         for q in 0..3 {
             assert_eq!(read_queue(&slave, q), read_queue(&master, q), "chunk {chunk}: queue {q}");
         }
@@ -193,6 +195,8 @@ async fn master_and_slave_replicate_over_tcp_and_sync_waits_end_as_4_9_4() {
     assert_eq!(master.lag_bytes(), Some(0));
     let s = slave_store.clone();
     tokio::task::spawn_blocking(move || wait_until("slave dispatch", || s.dispatched_offset() == end)).await.unwrap();
+    let ms = master_store.clone();
+    tokio::task::spawn_blocking(move || wait_until("master dispatch", || ms.dispatched_offset() == end)).await.unwrap();
     for q in 0..3 {
         assert_eq!(read_queue(&slave_store, q), read_queue(&master_store, q));
     }
@@ -220,7 +224,12 @@ async fn master_and_slave_replicate_over_tcp_and_sync_waits_end_as_4_9_4() {
     let mut lazy = tokio::net::TcpStream::connect(&ha_addr).await.unwrap();
     lazy.write_all(&0i64.to_be_bytes()).await.unwrap();
     let m = master.clone();
-    tokio::task::spawn_blocking(move || wait_until("the lazy peer", || m.slaves().len() == 1)).await.unwrap();
+    // Counted once its report is read (a connection alone is not a slave).
+    tokio::task::spawn_blocking(move || {
+        wait_until("the lazy peer's report", || m.slaves().iter().any(|s| s.acked_offset.is_some()))
+    })
+    .await
+    .unwrap();
     let started = Instant::now();
     assert_eq!(master.wait_replicated(end, Duration::from_millis(300)).await, Replicated::TimedOut);
     assert!(started.elapsed() >= Duration::from_millis(300));

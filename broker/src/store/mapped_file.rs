@@ -243,6 +243,11 @@ impl MappedFile {
     /// between (used to place a record at an exact offset, as a replica does). Publishes up to
     /// `pos + data.len()`. Returns false (nothing written) when `pos` is out of place.
     ///
+    /// Always a `pwrite`, whatever the write mode: a replica's chunks are large, so the syscall is
+    /// cheap per byte, and whole pages written this way are never zeroed first (a copy into the
+    /// mapping faults each fresh page in zeroed, then overwrites it). Readers of the mapping see
+    /// the same page cache.
+    ///
     /// # Errors
     /// A `pwrite` failed.
     pub fn append_at(&self, pos: usize, data: &[u8]) -> io::Result<bool> {
@@ -251,14 +256,7 @@ impl MappedFile {
         if pos < wrote || pos > self.size_bytes || data.len() > self.size_bytes - pos {
             return Ok(false);
         }
-        match self.write_mode {
-            // SAFETY: as in `append`: the range `[pos..pos+len)` lies at or past `wrote`, inside
-            // the map, and we hold the writer lock.
-            WriteMode::Map => unsafe {
-                std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(pos), data.len());
-            },
-            WriteMode::Syscall => self.file.write_all_at(data, pos as u64)?,
-        }
+        self.file.write_all_at(data, pos as u64)?;
         self.wrote.store(pos + data.len(), Ordering::Release);
         Ok(true)
     }

@@ -130,6 +130,8 @@ struct Inner {
     flush_nanos: AtomicU64,
     /// Set by the dispatcher before it parks; the appender that clears it wakes it.
     dispatcher_idle: AtomicBool,
+    /// Set by the first replica append: this store is a slave's.
+    replica_appends: AtomicBool,
     arrival: RwLock<Option<ArrivalListener>>,
     _lock: StoreLock,
 }
@@ -449,6 +451,7 @@ impl MessageStore {
     pub fn append_replica(&self, offset: u64, data: &[u8]) -> Result<u64> {
         let inner = &*self.inner;
         inner.check_writable()?;
+        inner.replica_appends.store(true, Ordering::Release);
         let was_empty = inner.commit_log.last_file().is_none();
         let end = inner.commit_log.append_replica(offset, data);
         if was_empty && inner.commit_log.last_file().is_some() {
@@ -740,7 +743,9 @@ fn prefault_thread(inner: &Inner) {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
-        if !file.writes_through_map() {
+        // A replica writes with `pwrite` (`MappedFile::append_at`): faulting pages in ahead
+        // would only zero pages that are about to be overwritten whole.
+        if !file.writes_through_map() || inner.replica_appends.load(Ordering::Acquire) {
             return;
         }
         let wrote = file.wrote();
