@@ -59,7 +59,7 @@ pub struct Master {
     store: Arc<MessageStore>,
     limits: MasterLimits,
     /// Highest offset acknowledged by a live slave that has reported.
-    acked: watch::Sender<u64>,
+    acked: AtomicU64,
     conns: Mutex<HashMap<u64, Conn>>,
     next_id: AtomicU64,
     /// Wakes transfers when a send appended.
@@ -77,7 +77,7 @@ impl Master {
         Arc::new(Master {
             store,
             limits,
-            acked: watch::channel(0).0,
+            acked: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             appended: Notify::new(),
@@ -117,7 +117,7 @@ impl Master {
     /// Waits until a slave acknowledged `end_offset`, for at most `timeout`. Returns at once with
     /// `SlaveNotAvailable` when no slave reported or the best one is `haSlaveFallbehindMax` behind.
     pub async fn wait_replicated(&self, end_offset: u64, timeout: Duration) -> Replicated {
-        let acked = *self.acked.borrow();
+        let acked = self.acked.load(Ordering::Acquire);
         if !self.slave_ok(acked) {
             return Replicated::SlaveNotAvailable;
         }
@@ -129,7 +129,7 @@ impl Master {
             let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
             // Re-checked under the lock `publish_acked` takes: an acknowledgement between the
             // first check and the insert is not missed.
-            if *self.acked.borrow() >= end_offset {
+            if self.acked.load(Ordering::Acquire) >= end_offset {
                 return Replicated::Yes;
             }
             if waiting.len() >= WAITING_SWEEP_ENTRIES {
@@ -153,7 +153,7 @@ impl Master {
 
     /// The highest offset a live slave acknowledged (0 with none).
     pub fn acked_offset(&self) -> u64 {
-        *self.acked.borrow()
+        self.acked.load(Ordering::Acquire)
     }
 
     /// Bytes the best live slave is behind the CommitLog end; `None` without a reporting slave.
@@ -175,11 +175,7 @@ impl Master {
         let best = self.conns.lock().unwrap_or_else(|p| p.into_inner()).values().filter_map(|c| c.acked).max();
         let best = best.unwrap_or(0);
         let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        self.acked.send_if_modified(|v| {
-            let changed = *v != best;
-            *v = best;
-            changed
-        });
+        self.acked.store(best, Ordering::Release);
         // Everything at or below `best` is replicated: wake those sends, and only those.
         let still_waiting = waiting.split_off(&best.saturating_add(1));
         let done = std::mem::replace(&mut *waiting, still_waiting);

@@ -254,6 +254,22 @@ impl Deployed {
     }
 
     /// Runs `f` on a pooled (or fresh) instance; a trapped instance is dropped, not pooled.
+    /// Packs `msg` as a batch of one into an instance's buffers, then runs `call` on it.
+    fn with_one<R>(
+        &self,
+        msg: &PluginMessage<'_>,
+        call: impl FnOnce(&mut Live) -> std::result::Result<R, CallError>,
+    ) -> std::result::Result<R, CallError> {
+        let needs = self.info.needs;
+        self.with_instance(|live| {
+            let (data, index) = live.batch_buffers();
+            data.clear();
+            index.clear();
+            batch::push(msg, needs, data, index);
+            call(live)
+        })
+    }
+
     fn with_instance<R>(
         &self,
         f: impl FnOnce(&mut Live) -> std::result::Result<R, CallError>,
@@ -1002,14 +1018,7 @@ impl Plugins {
             return None;
         }
         let started = Instant::now();
-        let needs = d.info.needs;
-        let r = d.with_instance(|live| {
-            let (data, index) = live.batch_buffers();
-            data.clear();
-            index.clear();
-            batch::push(msg, needs, data, index);
-            live.route(topic, write_queues, Deployed::deadline_ms(1))
-        });
+        let r = d.with_one(msg, |live| live.route(topic, write_queues, Deployed::deadline_ms(1)));
         d.stats.call(1, started.elapsed());
         match r {
             Ok(mut v) if v.len() == 1 => {
@@ -1044,14 +1053,7 @@ impl Plugins {
             return Some(Resolution::Unknown);
         }
         let started = Instant::now();
-        let needs = d.info.needs;
-        let r = d.with_instance(|live| {
-            let (data, index) = live.batch_buffers();
-            data.clear();
-            index.clear();
-            batch::push(msg, needs, data, index);
-            live.check(CHECK_DEADLINE_MS)
-        });
+        let r = d.with_one(msg, |live| live.check(CHECK_DEADLINE_MS));
         d.stats.call(1, started.elapsed());
         match r {
             Ok(v) if v.len() == 1 => {
