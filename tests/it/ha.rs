@@ -1,7 +1,7 @@
 //! HA (issue 4's acceptance): real clusters of separate `mqnamesrv` and `mqbroker` processes,
-//! configured from the `conf/2m-2s-sync` files with only paths and addresses added, each program
-//! on its own 127.0.0.x address, driven by the unmodified `rocketmq-client-rust` client and by
-//! `mqadmin`/`mqbench`.
+//! configured from the `conf/2m-2s-sync` files with only paths, addresses and a smaller CommitLog
+//! file size added, each program on its own 127.0.0.x address, driven by the unmodified
+//! `rocketmq-client-rust` client and by `mqadmin`/`mqbench`.
 //!
 //! * [`two_pairs_replicate_and_keep_every_acknowledged_message_through_master_kills`]: both pairs
 //!   replicate byte for byte (1); kill -9 of broker-a's master five times under a send load loses no
@@ -30,6 +30,8 @@ use crate::support::{Process, START_TIMEOUT, free_broker_port, free_port};
 
 /// How many times the first test kills broker-a's master.
 const MASTER_KILLS: usize = 5;
+/// CommitLog file size of the test brokers (`mappedFileSizeCommitLog`).
+const COMMIT_LOG_FILE_BYTES: usize = 16 * 1024 * 1024;
 
 /// One broker of a cluster: its config file, address and process (none while down).
 struct Node {
@@ -118,10 +120,13 @@ impl HaCluster {
             let http_port = free_port();
             let store = dir.path().join(name);
             // The sample unchanged, plus paths and addresses (the HTTP door too: the samples leave
-            // it on its default port, which several brokers on one host cannot share).
+            // it on its default port, which several brokers on one host cannot share), and 16 MiB
+            // CommitLog files: four brokers would reserve 4 GiB of disk with the default 1 GiB,
+            // and the larger tests then cross file ends.
             let text = format!(
-                "{}\n# --- added by the test: paths and addresses\nstorePathRootDir={}\nnamesrvAddr={namesrv_addr}\n\
-                 brokerIP1={ip}\nbindAddress={ip}\nlistenPort={port}\nhttpListenPort={http_port}\n",
+                "{}\n# --- added by the test: paths, addresses, file size\nstorePathRootDir={}\n\
+                 namesrvAddr={namesrv_addr}\nbrokerIP1={ip}\nbindAddress={ip}\nlistenPort={port}\n\
+                 httpListenPort={http_port}\nmappedFileSizeCommitLog={COMMIT_LOG_FILE_BYTES}\n",
                 sample(layout, name),
                 store.display()
             );
@@ -286,6 +291,7 @@ fn two_pairs_replicate_and_keep_every_acknowledged_message_through_master_kills(
     let phase1 = 2_000;
     let log = SendLog::default();
     let consumed = Inbox::default();
+    let mut refused = None;
     with_client(async |rt| {
         let mut producer = start_producer(&rt, &ns, "PG_ha").await;
         let mut by_broker: HashMap<String, usize> = HashMap::new();
@@ -296,8 +302,13 @@ fn two_pairs_replicate_and_keep_every_acknowledged_message_through_master_kills(
                 .await
                 .unwrap_or_else(|e| panic!("send #{i}: {e}"))
                 .unwrap_or_else(|| panic!("send #{i}: no result"));
-            assert_eq!(result.send_status, SendStatus::SendOk, "send #{i}: {result:?}");
             let broker = result.message_queue.as_ref().map(|q| q.broker_name().to_string()).unwrap_or_default();
+            if result.send_status != SendStatus::SendOk {
+                // Reported below with the pair's logs.
+                refused = Some((i, broker, format!("{result:?}")));
+                producer.shutdown().await;
+                return;
+            }
             *by_broker.entry(broker).or_default() += 1;
             log.0.lock().unwrap().push((result.msg_id.unwrap().to_string(), SendStatus::SendOk));
         }
@@ -317,6 +328,14 @@ fn two_pairs_replicate_and_keep_every_acknowledged_message_through_master_kills(
         consumer.shutdown().await;
         producer.shutdown().await;
     });
+    if let Some((i, broker, result)) = refused {
+        let mut logs = String::new();
+        for name in [broker.clone(), format!("{broker}-s")] {
+            let tail = cluster.node(&name).process.as_mut().map(|p| p.tail(40)).unwrap_or_default();
+            logs.push_str(&format!("\n--- {name}:\n{tail}"));
+        }
+        panic!("send #{i} to {broker} was not SEND_OK: {result}{logs}");
+    }
     for (master, slave) in [("broker-a", "broker-a-s"), ("broker-b", "broker-b-s")] {
         let (m_addr, s_addr) = (cluster.node(master).addr(), cluster.node(slave).addr());
         let upto = wait_replicated(&ns, &m_addr, &s_addr, Duration::from_secs(30));
