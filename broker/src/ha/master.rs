@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
-use super::{CHUNK_HEADER_BYTES, Error, REPORT_BYTES, Result, TRANSFER_POLL_MS};
+use super::{Error, REPORT_BYTES, Result, TRANSFER_POLL_MS};
 use crate::store::MessageStore;
 
 /// The master's replication settings (from `broker.properties`).
@@ -51,7 +52,35 @@ pub struct SlaveView {
 struct Conn {
     addr: SocketAddr,
     acked: Option<u64>,
-    sent: u64,
+    out: Arc<Outbound>,
+}
+
+/// The sending side of one slave connection. Both the send path ([`Master::notify_appended`],
+/// right after an append, with no task wake-up in between) and the connection's transfer task
+/// push CommitLog bytes through it; whoever holds `state` writes, in offset order.
+struct Outbound {
+    writer: OwnedWriteHalf,
+    state: Mutex<OutState>,
+    /// The offset sent up to (for `brokerStatus`).
+    sent: AtomicU64,
+}
+
+struct OutState {
+    /// Next CommitLog offset to send; `None` until the slave's first report.
+    next: Option<u64>,
+    /// Encoded chunks not yet taken by the socket, from `pending_at` on.
+    pending: Vec<u8>,
+    pending_at: usize,
+    last_write: Instant,
+}
+
+/// What a push left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pushed {
+    /// Everything published is written (or another pusher holds the stream and will re-check).
+    Done,
+    /// The socket is full: the transfer task waits until it is writable.
+    Blocked,
 }
 
 /// The replication master of one broker.
@@ -62,8 +91,8 @@ pub struct Master {
     acked: AtomicU64,
     conns: Mutex<HashMap<u64, Conn>>,
     next_id: AtomicU64,
-    /// Wakes transfers when a send appended.
-    appended: Notify,
+    /// The live connections' sending sides, for pushes from the send path.
+    streams: std::sync::RwLock<Vec<Arc<Outbound>>>,
     /// SYNC_MASTER sends waiting for a slave, by the end offset they need: an acknowledgement
     /// wakes exactly the sends it covers (a broadcast would wake every waiting send per report).
     waiting: Mutex<std::collections::BTreeMap<u64, Vec<oneshot::Sender<()>>>>,
@@ -71,18 +100,29 @@ pub struct Master {
 
 /// Waiting sends kept before closed ones (timed out) are swept out.
 const WAITING_SWEEP_ENTRIES: usize = 4096;
+/// Encoded chunks gathered for one socket write.
+const PUSH_GATHER_BYTES: usize = 256 * 1024;
 
 impl Master {
+    /// A master over `store`; every append to the store is pushed to the started slaves from
+    /// the appender's thread ([`Master::notify_appended`]).
     pub fn new(store: Arc<MessageStore>, limits: MasterLimits) -> Arc<Master> {
-        Arc::new(Master {
+        let master = Arc::new(Master {
             store,
             limits,
             acked: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            appended: Notify::new(),
+            streams: std::sync::RwLock::new(Vec::new()),
             waiting: Mutex::new(std::collections::BTreeMap::new()),
-        })
+        });
+        let weak = Arc::downgrade(&master);
+        master.store.set_append_listener(move || {
+            if let Some(m) = weak.upgrade() {
+                m.notify_appended();
+            }
+        });
+        master
     }
 
     /// Binds the HA port.
@@ -109,9 +149,88 @@ impl Master {
         }
     }
 
-    /// Tells the transfers that the CommitLog grew.
+    /// Pushes what the CommitLog just grew by to every started slave, from the caller's thread:
+    /// one non-blocking write, no task wake-up. A stream another pusher holds is left to it (it
+    /// re-checks the CommitLog end after letting go); a full socket is left to the transfer task.
     pub fn notify_appended(&self) {
-        self.appended.notify_waiters();
+        // Pairs with the fence in `push`: either this push takes the stream, or its holder sees
+        // the append when it re-checks.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        for out in streams.iter() {
+            // A write error ends the connection in its transfer task, which sees it too.
+            let _ = self.push(out);
+        }
+    }
+
+    /// Writes everything published past the stream's position, if no one else is writing.
+    fn push(&self, out: &Outbound) -> std::io::Result<Pushed> {
+        let batch = self.limits.transfer_batch_bytes.max(1);
+        let mut rounds = 0u32;
+        loop {
+            let Ok(mut st) = out.state.try_lock() else { return Ok(Pushed::Done) };
+            let Some(start) = st.next else { return Ok(Pushed::Done) };
+            let pushed = self.fill_and_write(&mut st, &out.writer, batch);
+            let next = st.next.unwrap_or(start);
+            out.sent.store(next, Ordering::Release);
+            drop(st);
+            if pushed? == Pushed::Blocked {
+                return Ok(Pushed::Blocked);
+            }
+            // An append whose push found the stream taken is sent by this holder. A round that
+            // moved nothing after the first one ends it (bytes published but not yet readable
+            // are the transfer task's, at its next look).
+            std::sync::atomic::fence(Ordering::SeqCst);
+            rounds += 1;
+            if self.store.commit_log_max_offset() <= next || (rounds > 1 && next == start) {
+                return Ok(Pushed::Done);
+            }
+        }
+    }
+
+    /// Encodes chunks from `st.next` on and writes them until nothing is left or the socket is
+    /// full.
+    fn fill_and_write(&self, st: &mut OutState, writer: &OwnedWriteHalf, batch: usize) -> std::io::Result<Pushed> {
+        loop {
+            if st.pending_at < st.pending.len() {
+                match writer.try_write(&st.pending[st.pending_at..]) {
+                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        st.pending_at += n;
+                        st.last_write = Instant::now();
+                        continue;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(Pushed::Blocked),
+                    Err(e) => return Err(e),
+                }
+            }
+            st.pending.clear();
+            st.pending_at = 0;
+            let Some(mut next) = st.next else { return Ok(Pushed::Done) };
+            while st.pending.len() < PUSH_GATHER_BYTES {
+                let Some(bytes) = self.store.transfer_bytes(next, batch) else { break };
+                st.pending.extend_from_slice(&(next as i64).to_be_bytes());
+                st.pending.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+                st.pending.extend_from_slice(&bytes);
+                next += bytes.len() as u64;
+            }
+            st.next = Some(next);
+            if st.pending.is_empty() {
+                return Ok(Pushed::Done);
+            }
+        }
+    }
+
+    /// Queues an empty chunk (a heartbeat) when nothing was written for `heartbeat`.
+    fn heartbeat_if_idle(&self, out: &Outbound, heartbeat: Duration) {
+        let Ok(mut st) = out.state.lock() else { return };
+        let Some(next) = st.next else { return };
+        if st.pending_at >= st.pending.len() && st.last_write.elapsed() >= heartbeat {
+            st.pending.clear();
+            st.pending_at = 0;
+            st.pending.extend_from_slice(&(next as i64).to_be_bytes());
+            st.pending.extend_from_slice(&0i32.to_be_bytes());
+        }
     }
 
     /// Waits until a slave acknowledged `end_offset`, for at most `timeout`. Returns at once with
@@ -164,8 +283,10 @@ impl Master {
 
     pub fn slaves(&self) -> Vec<SlaveView> {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<SlaveView> =
-            conns.values().map(|c| SlaveView { addr: c.addr, acked_offset: c.acked, sent_offset: c.sent }).collect();
+        let mut v: Vec<SlaveView> = conns
+            .values()
+            .map(|c| SlaveView { addr: c.addr, acked_offset: c.acked, sent_offset: c.out.sent.load(Ordering::Acquire) })
+            .collect();
         v.sort_by_key(|s| s.addr);
         v
     }
@@ -188,16 +309,25 @@ impl Master {
     async fn connection(self: Arc<Master>, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Conn { addr: peer, acked: None, sent: 0 });
-        tracing::info!(%peer, "HA: a slave connected");
         let (reader, writer) = stream.into_split();
+        let out = Arc::new(Outbound {
+            writer,
+            state: Mutex::new(OutState { next: None, pending: Vec::new(), pending_at: 0, last_write: Instant::now() }),
+            sent: AtomicU64::new(0),
+        });
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Conn { addr: peer, acked: None, out: Arc::clone(&out) });
+        tracing::info!(%peer, "HA: a slave connected");
         let (start_tx, start_rx) = watch::channel(None::<u64>);
         let reading = self.read_reports(id, reader, start_tx);
-        let writing = self.transfer(id, writer, start_rx);
+        let writing = self.transfer(&out, start_rx);
         let result = tokio::select! {
             r = reading => r,
             r = writing => r,
         };
+        self.streams.write().unwrap_or_else(|p| p.into_inner()).retain(|o| !Arc::ptr_eq(o, &out));
         self.conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         self.publish_acked();
         match result {
@@ -249,56 +379,25 @@ impl Master {
         }
     }
 
-    /// Streams CommitLog bytes from the slave's start offset on.
-    async fn transfer(
-        &self,
-        id: u64,
-        writer: tokio::net::tcp::OwnedWriteHalf,
-        mut start: watch::Receiver<Option<u64>>,
-    ) -> Result<()> {
+    /// Starts the stream at the slave's start offset, then keeps it going where the send path's
+    /// pushes cannot: a full socket, heartbeats, and a periodic look for anything missed.
+    async fn transfer(&self, out: &Arc<Outbound>, mut start: watch::Receiver<Option<u64>>) -> Result<()> {
         let Ok(first) = start.wait_for(Option::is_some).await.map(|v| *v) else { return Ok(()) };
-        let Some(mut next) = first else { return Ok(()) };
-        let mut out = BufWriter::with_capacity(256 * 1024, writer);
+        let Some(from) = first else { return Ok(()) };
+        out.state.lock().unwrap_or_else(|p| p.into_inner()).next = Some(from);
+        self.streams.write().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(out));
         let heartbeat = Duration::from_millis(self.limits.heartbeat_interval_ms.max(1));
-        let mut last_write = Instant::now();
-        let batch = self.limits.transfer_batch_bytes.max(1);
         loop {
-            let woken = self.appended.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            let mut wrote = false;
-            // Send what is there, a few chunks per flush.
-            for _ in 0..32 {
-                let Some(bytes) = self.store.transfer_bytes(next, batch) else { break };
-                let mut header = [0u8; CHUNK_HEADER_BYTES];
-                header[..8].copy_from_slice(&(next as i64).to_be_bytes());
-                header[8..].copy_from_slice(&(bytes.len() as i32).to_be_bytes());
-                out.write_all(&header).await?;
-                out.write_all(&bytes).await?;
-                next += bytes.len() as u64;
-                wrote = true;
-            }
-            if wrote {
-                out.flush().await?;
-                last_write = Instant::now();
-                if let Some(c) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
-                    c.sent = next;
+            self.heartbeat_if_idle(out, heartbeat);
+            match self.push(out)? {
+                Pushed::Blocked => out.writer.writable().await?,
+                Pushed::Done => {
+                    let next = out.sent.load(Ordering::Acquire);
+                    if next < self.store.commit_log_min_offset() {
+                        return Err(Error::OffsetGone { needed: next, min: self.store.commit_log_min_offset() });
+                    }
+                    tokio::time::sleep(Duration::from_millis(TRANSFER_POLL_MS)).await;
                 }
-                continue;
-            }
-            if next < self.store.commit_log_min_offset() {
-                return Err(Error::OffsetGone { needed: next, min: self.store.commit_log_min_offset() });
-            }
-            if last_write.elapsed() >= heartbeat {
-                let mut header = [0u8; CHUNK_HEADER_BYTES];
-                header[..8].copy_from_slice(&(next as i64).to_be_bytes());
-                out.write_all(&header).await?;
-                out.flush().await?;
-                last_write = Instant::now();
-            }
-            tokio::select! {
-                _ = woken => {}
-                _ = tokio::time::sleep(Duration::from_millis(TRANSFER_POLL_MS)) => {}
             }
         }
     }

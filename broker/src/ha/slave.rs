@@ -124,6 +124,8 @@ impl Slave {
             let silent = Duration::from_millis(self.limits.housekeeping_interval_ms.max(1));
             let mut header = [0u8; CHUNK_HEADER_BYTES];
             let mut body = Vec::new();
+            // Data applied since the last report.
+            let mut unreported = false;
             loop {
                 // A timeout ends the session, so losing a half-read header to it is harmless.
                 match tokio::time::timeout(silent, reader.read_exact(&mut header)).await {
@@ -149,16 +151,19 @@ impl Slave {
                     if offset != expected && !fresh_start {
                         return Err(Error::OffsetMismatch { expected, got: offset });
                     }
-                    self.store.append_replica(offset, &body)?;
+                    self.store.append_replica_quiet(offset, &body)?;
                     self.master_seen.fetch_max(offset + size as u64, Ordering::AcqRel);
+                    unreported = true;
                 } else {
                     self.master_seen.fetch_max(offset, Ordering::AcqRel);
                 }
                 // Report once everything that already arrived is applied: one report acknowledges
                 // a whole burst. Written from here, not by another task: one wake-up less on the
                 // SYNC_MASTER path.
-                if reader.buffer().is_empty() && size > 0 {
+                if reader.buffer().is_empty() && unreported {
                     self.report(&writer).await?;
+                    self.store.wake_dispatcher();
+                    unreported = false;
                 }
             }
         };

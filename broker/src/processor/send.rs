@@ -377,9 +377,6 @@ pub async fn put(broker: &Arc<BrokerInner>, batch: Vec<MessageInput>) -> Result<
     });
     let result = rx.await.map_err(|_| Error::System("the store dropped the put".into()))??;
     broker.stats.record_put(batch.len() as u64);
-    if let Some(master) = &broker.ha_master {
-        master.notify_appended();
-    }
     Ok(result)
 }
 

@@ -107,6 +107,7 @@ pub struct GetResult {
 }
 
 type ArrivalListener = Box<dyn Fn(&str, u32, u64) + Send + Sync>;
+type AppendListener = Box<dyn Fn() + Send + Sync>;
 
 /// Per topic, per queue id: looked up by `&str`, so the hot paths never build a key.
 pub(crate) type QueueMap<V> = HashMap<String, HashMap<u32, V>>;
@@ -133,6 +134,8 @@ struct Inner {
     /// Set by the first replica append: this store is a slave's.
     replica_appends: AtomicBool,
     arrival: RwLock<Option<ArrivalListener>>,
+    /// Called on the appender's thread right after each append is readable (HA: push to slaves).
+    append_listener: OnceLock<AppendListener>,
     _lock: StoreLock,
 }
 
@@ -252,11 +255,11 @@ impl MessageStore {
             }
         }
         let appended = inner.commit_log.append(batch, now_ms())?;
-        if inner.dispatcher_idle.swap(false, Ordering::SeqCst)
-            && let Some(t) = inner.dispatcher.get()
-        {
-            t.unpark();
+        // The listener first: a woken dispatcher may take this CPU before the appender goes on.
+        if let Some(f) = inner.append_listener.get() {
+            f();
         }
+        self.wake_dispatcher();
         Ok(appended)
     }
 
@@ -449,6 +452,18 @@ impl MessageStore {
     /// `ReplicaOffset` when `offset` does not continue the log, `Corrupt` when the bytes are not
     /// records, `Poisoned`, `DiskFull`, `ShutDown`, I/O errors.
     pub fn append_replica(&self, offset: u64, data: &[u8]) -> Result<u64> {
+        let end = self.append_replica_quiet(offset, data);
+        self.wake_dispatcher();
+        end
+    }
+
+    /// [`MessageStore::append_replica`] without waking the dispatcher: the caller calls
+    /// [`MessageStore::wake_dispatcher`] once it has answered the master (a woken dispatcher can
+    /// take the CPU before the report goes out).
+    ///
+    /// # Errors
+    /// See [`MessageStore::append_replica`].
+    pub fn append_replica_quiet(&self, offset: u64, data: &[u8]) -> Result<u64> {
         let inner = &*self.inner;
         inner.check_writable()?;
         inner.replica_appends.store(true, Ordering::Release);
@@ -458,12 +473,17 @@ impl MessageStore {
             // The log starts at the master's newest file, not at 0.
             inner.dispatched.fetch_max(offset, Ordering::AcqRel);
         }
+        end
+    }
+
+    /// Wakes the dispatcher if it waits for appends.
+    pub fn wake_dispatcher(&self) {
+        let inner = &*self.inner;
         if inner.dispatcher_idle.swap(false, Ordering::SeqCst)
             && let Some(t) = inner.dispatcher.get()
         {
             t.unpark();
         }
-        end
     }
 
     /// Replication, master side: up to `bytes_max` readable CommitLog bytes from `offset`, within
@@ -525,6 +545,13 @@ impl MessageStore {
 
     pub fn is_disk_full(&self) -> bool {
         self.inner.disk_full.load(Ordering::Acquire)
+    }
+
+    /// Sets the function called on the appender's thread after every append of a message batch
+    /// (not of replica bytes), once it is readable. It must be short and must not append. Only
+    /// the first call takes effect.
+    pub fn set_append_listener(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.inner.append_listener.set(Box::new(f));
     }
 
     /// Called with `(topic, queue_id, max_offset)` when new units become readable.

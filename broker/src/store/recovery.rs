@@ -89,6 +89,7 @@ pub(super) fn open(config: StoreConfig, faults: Arc<Faults>) -> Result<Inner> {
         dispatched_timestamp: AtomicI64::new(scan.last_store_timestamp),
         dispatcher: OnceLock::new(),
         dispatcher_idle: AtomicBool::new(false),
+        append_listener: OnceLock::new(),
         replica_appends: AtomicBool::new(false),
         flush_nanos: AtomicU64::new(0),
         arrival: RwLock::new(None),
