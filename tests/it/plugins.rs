@@ -258,6 +258,7 @@ impl TransactionListener for NeverDecides {
 fn a_router_spreads_keys_and_diverts_flagged_messages_and_a_checker_resolves_half_messages() {
     const QUEUES: u32 = 8;
     const KEYED: usize = 40;
+    const BATCH: usize = 5;
     let _serial = serial();
     let _ = plugins_dir();
     let mut cluster = Cluster::start("transactionCheckInterval=1000\ntransactionTimeOut=1000");
@@ -281,6 +282,18 @@ fn a_router_spreads_keys_and_diverts_flagged_messages_and_a_checker_resolves_hal
             let tier = if i % 5 == 0 { "vip" } else { "std" };
             let msg = message("TopicRouted", Some("TagR"), &[&key], b"routed", &[("seq", &seq), ("tier", tier)]);
             producer.send(msg).await.expect("send");
+        }
+        // A batch is one append to one queue: the router decides for all of it from its first
+        // message (its key, its tier).
+        for (tier, first_key) in [("vip", "batch-vip"), ("std", "batch-std")] {
+            let batch: Vec<_> = (0..BATCH)
+                .map(|j| {
+                    let (bseq, key) = (j.to_string(), format!("{first_key}-{j}"));
+                    let key = if j == 0 { first_key.to_owned() } else { key };
+                    message("TopicRouted", Some("TagR"), &[&key], b"batched", &[("bseq", &bseq), ("tier", tier)])
+                })
+                .collect();
+            producer.send_batch(batch).await.expect("batch send");
         }
         let (routed, vip) = (Inbox::default(), Inbox::default());
         let mut c1 = start_push_consumer(
@@ -337,7 +350,9 @@ fn a_router_spreads_keys_and_diverts_flagged_messages_and_a_checker_resolves_hal
         let want_routed: Vec<usize> = (0..KEYED).filter(|i| i % 5 != 0).collect();
         let want_tx: Vec<usize> = (0..9).filter(|i| i % 3 == 0).collect();
         let arrived = eventually(ARRIVAL, || {
-            routed.len() >= want_routed.len() && vip.len() >= want_vip.len() && tx.len() >= want_tx.len()
+            routed.len() >= want_routed.len() + BATCH
+                && vip.len() >= want_vip.len() + BATCH
+                && tx.len() >= want_tx.len()
         })
         .await;
         let pending_checked = eventually(ARRIVAL, || {
@@ -354,10 +369,24 @@ fn a_router_spreads_keys_and_diverts_flagged_messages_and_a_checker_resolves_hal
 
         let mut problems = Vec::new();
         let got_routed = routed.snapshot();
+        let got_vip = vip.snapshot();
         if seqs(&got_routed, "seq") != want_routed {
             problems.push(format!("routed: want {want_routed:?}, got {:?}", seqs(&got_routed, "seq")));
         }
-        for r in &got_routed {
+        let want_batch: Vec<usize> = (0..BATCH).collect();
+        let batch_queue = fnv1a32("batch-std") % QUEUES;
+        if seqs(&got_routed, "bseq") != want_batch || got_routed.iter().any(|r| r.prop("tier") == Some("vip")) {
+            problems.push(format!("routed batch: want {want_batch:?}, got {:?}", seqs(&got_routed, "bseq")));
+        }
+        for r in got_routed.iter().filter(|r| r.prop("bseq").is_some()) {
+            if r.queue_id != batch_queue as i32 {
+                problems.push(format!("batch message on queue {}, the router says {batch_queue}", r.queue_id));
+            }
+        }
+        if seqs(&got_vip, "bseq") != want_batch {
+            problems.push(format!("vip batch: want {want_batch:?}, got {:?}", seqs(&got_vip, "bseq")));
+        }
+        for r in got_routed.iter().filter(|r| r.prop("seq").is_some()) {
             let key = r.keys.clone().unwrap_or_default();
             let want_q = fnv1a32(&key) % QUEUES;
             if r.queue_id != want_q as i32 {
@@ -368,7 +397,6 @@ fn a_router_spreads_keys_and_diverts_flagged_messages_and_a_checker_resolves_hal
         if used.len() < 4 {
             problems.push(format!("keys spread over only {used:?}"));
         }
-        let got_vip = vip.snapshot();
         if seqs(&got_vip, "seq") != want_vip || got_vip.iter().any(|r| r.prop("tier") != Some("vip")) {
             problems.push(format!("vip: want {want_vip:?}, got {:?}", seqs(&got_vip, "seq")));
         }

@@ -272,17 +272,25 @@ async fn send_batch(
     if h.topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) || h.topic.starts_with(DLQ_GROUP_TOPIC_PREFIX) {
         return Err(Error::MessageIllegal("batch request does not support retry group topics".into()));
     }
-    let tc = check_and_create_topic(broker, &h)?;
+    let mut tc = check_and_create_topic(broker, &h)?;
     let wait = waits_for_store(&h.properties);
-    let queue_id = if h.queue_id < 0 { pick_queue(tc.write_queue_nums) } else { h.queue_id as u32 };
+    let mut queue_id = if h.queue_id < 0 { pick_queue(tc.write_queue_nums) } else { h.queue_id as u32 };
     let batch_props_list = broker_properties(broker, &h.properties);
+    let items = decode_batch(&req.body)?;
+    let Some(first) = items.first() else {
+        return Err(Error::MessageIllegal("empty batch".into()));
+    };
+    // A batch is one append to one queue: a router bound to the topic decides for the whole batch
+    // from its first message.
+    let mut topic = h.topic.clone();
+    if let Some(routed) =
+        super::plugins::route_send(broker, &tc, queue_id, &first.properties, &first.body, h.born_timestamp)?
+    {
+        (topic, tc, queue_id) = routed;
+    }
     let mut sys_flag = h.sys_flag;
     if tc.topic_filter_type == TopicFilterType::MultiTag {
         sys_flag |= SYS_FLAG_MULTI_TAGS;
-    }
-    let items = decode_batch(&req.body)?;
-    if items.is_empty() {
-        return Err(Error::MessageIllegal("empty batch".into()));
     }
     let mut batch = Vec::with_capacity(items.len());
     for item in items {
@@ -305,7 +313,7 @@ async fn send_batch(
             properties.push_str(&protocol::encode_properties(extra));
         }
         batch.push(MessageInput {
-            topic: h.topic.clone(),
+            topic: topic.clone(),
             queue_id,
             flag: item.flag,
             body: item.body.to_vec(),
@@ -320,7 +328,7 @@ async fn send_batch(
     }
     let (count, body_bytes) = (batch.len() as u64, batch.iter().map(|m| m.body.len() as u64).sum());
     let result = put_replicated(broker, batch, wait).await?;
-    broker.metrics.record_in(crate::metrics::Protocol::Remoting, &h.topic, count, body_bytes);
+    broker.metrics.record_in(crate::metrics::Protocol::Remoting, &topic, count, body_bytes);
     Ok(send_response(broker, &result, queue_id))
 }
 
