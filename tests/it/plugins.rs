@@ -507,6 +507,30 @@ fn hostile_plugins_are_contained_and_the_other_groups_keep_being_served() {
         if !deployed || got != all || dups != 0 {
             problems.push(format!("panic, fixed: want all {N} once, got {got:?} ({dups} duplicates)"));
         }
+        // The poison message is not lost: a copy waits in the poison group's dead-letter topic.
+        let dead = Inbox::default();
+        consumers.push(
+            start_push_consumer(
+                &rt,
+                &namesrv,
+                "CG_h_dlq_reader",
+                "%DLQ%CG_h_poison",
+                Subscription::Tag("*"),
+                Listener::Concurrently(Recorder::new(&dead)),
+                |b| b,
+            )
+            .await,
+        );
+        let copied = eventually(ARRIVAL, || dead.len() >= 1).await;
+        tokio::time::sleep(QUIET).await;
+        let got = dead.snapshot();
+        let from = got.first().and_then(|r| r.prop("RETRY_TOPIC").map(str::to_owned));
+        if !copied || seqs(&got, "seq") != [POISON] || from.as_deref() != Some(topic) {
+            problems.push(format!(
+                "dead letters of CG_h_poison: want seq {POISON} from {topic}, got {:?} from {from:?}",
+                seqs(&got, "seq")
+            ));
+        }
         for mut c in consumers {
             c.shutdown().await;
         }

@@ -14,7 +14,8 @@
 //! plugin version and a small pool of live instances, a per-call epoch deadline that grows with
 //! the batch, a memory cap per instance. A trap drops the instance (the next call makes a fresh
 //! one). A trapping batch is bisected: a trap pinned on one message makes that message "poison"
-//! (not delivered, counted, logged) and spares the rest; failures that are not pinned on one
+//! (not delivered, counted, logged, copied to the group's dead-letter topic by the pull path) and
+//! spares the rest; failures that are not pinned on one
 //! message count towards quarantine (3 within 60 s), during which the failure policy decides
 //! without calling the plugin; after the backoff (1 s, doubling to 5 min) one probe call is let
 //! through, and a success ends the quarantine.
@@ -149,6 +150,9 @@ pub enum Resolution {
 pub enum Decision {
     Pass,
     Drop,
+    /// The plugin traps on this very message (and works on others): not delivered; the broker
+    /// keeps a copy in the group's dead-letter topic.
+    Poison,
     /// The plugin could not be asked (quarantined, failing): fail closed means "not yet".
     Undecided,
 }
@@ -397,11 +401,12 @@ impl Deployed {
                     self.log.host_line(
                         "error",
                         &format!(
-                            "v{} traps on the message at {}:{} offset {}: it is not delivered to the bound group",
+                            "v{} traps on the message at {}:{} offset {}: it is not delivered to the bound group \
+                             (a copy goes to the group's dead-letter topic)",
                             self.version, m.topic, m.queue_id, m.queue_offset
                         ),
                     );
-                    Ok(vec![Decision::Drop])
+                    Ok(vec![Decision::Poison])
                 }
                 Err(e2) => {
                     self.note_error(&e2);

@@ -314,11 +314,11 @@ fn hostile_filters_fail_closed_get_quarantined_and_poison_is_isolated() {
             assert!(c.deadline_hits >= 3);
         }
     }
-    // A trap on one message: that message is pinned and dropped, the others are decided.
+    // A trap on one message: that message is pinned as poison, the others are decided.
     plugins.deploy("poison", &hostile, params(&[("mode", "trap-on-key"), ("key", "k11")]), None).unwrap();
     plugins.bind(filter_binding("poison", "p", "t")).unwrap();
     let got = plugins.filter("p", "t", &msgs).unwrap();
-    let want: Vec<Decision> = (0..16).map(|i| if i == 11 { Decision::Drop } else { Decision::Pass }).collect();
+    let want: Vec<Decision> = (0..16).map(|i| if i == 11 { Decision::Poison } else { Decision::Pass }).collect();
     assert_eq!(got, want);
     let c = plugins.describe("poison").unwrap().counters;
     assert_eq!((c.poison_messages, c.quarantines), (1, 0), "{c:?}");

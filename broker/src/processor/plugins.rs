@@ -20,11 +20,14 @@ use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
 use super::error::{Error, Result};
+use super::pop::{PROPERTY_ORIGIN_MESSAGE_ID, PROPERTY_RETRY_TOPIC};
 use super::{BrokerInner, Role as BrokerRole, ok};
 use crate::plugin::{Binding, Decision, PluginMessage, Resolution, Role, RouteDecision};
-use crate::protocol::{Headers, PERM_WRITE, RETRY_GROUP_TOPIC_PREFIX, TopicConfig, body, request};
+use crate::protocol::{
+    Headers, PERM_READ, PERM_WRITE, RETRY_GROUP_TOPIC_PREFIX, TopicConfig, body, dlq_topic, request,
+};
 use crate::remoting::RemotingCommand;
-use crate::store::format::{Scanned, StoredRecord, scan_record};
+use crate::store::format::{PROPERTY_UNIQ_KEY, Scanned, StoredRecord, scan_record};
 
 /// Log lines `PLUGIN_LOGS` returns unless asked otherwise, and at most.
 const LOG_LINES_DEFAULT: usize = 100;
@@ -130,6 +133,8 @@ pub(super) struct PullFilter {
     pub pass: Vec<bool>,
     /// Messages decided, from the first: the pull must not move past the first undecided one.
     pub decided: usize,
+    /// Indexes of poison messages (the plugin traps on them): see [`dead_letter_poison`].
+    pub poison: Vec<usize>,
 }
 
 impl PullFilter {
@@ -139,6 +144,11 @@ impl PullFilter {
             (Some(a), Some(b)) => Some(PullFilter {
                 pass: a.pass.iter().zip(&b.pass).map(|(x, y)| *x && *y).collect(),
                 decided: a.decided.min(b.decided),
+                poison: {
+                    let mut p = a.poison;
+                    p.extend(b.poison.iter().filter(|i| !p.contains(i)).copied().collect::<Vec<_>>());
+                    p
+                },
             }),
             (a, b) => a.or(b),
         }
@@ -158,7 +168,7 @@ pub(super) fn filter_pull(broker: &BrokerInner, group: &str, topic: &str, record
 pub(super) fn sql_pull(broker: &BrokerInner, expression: &str, records: &[Bytes]) -> PullFilter {
     let Some(component) = broker.config.sql_filter_plugin.as_deref() else {
         // `validate` refuses the engine without a component; nothing can be decided here.
-        return PullFilter { pass: vec![false; records.len()], decided: 0 };
+        return PullFilter { pass: vec![false; records.len()], decided: 0, poison: Vec::new() };
     };
     let decide_all = |msgs: &[PluginMessage<'_>]| {
         // The first use of an expression compiles the component: tell the runtime we block.
@@ -167,7 +177,11 @@ pub(super) fn sql_pull(broker: &BrokerInner, expression: &str, records: &[Bytes]
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         Some(if multi_thread { tokio::task::block_in_place(run) } else { run() })
     };
-    decide(records, decide_all).unwrap_or(PullFilter { pass: vec![false; records.len()], decided: 0 })
+    decide(records, decide_all).unwrap_or(PullFilter {
+        pass: vec![false; records.len()],
+        decided: 0,
+        poison: Vec::new(),
+    })
 }
 
 /// Decodes `records` and asks `run` for a decision per readable one.
@@ -183,6 +197,7 @@ fn decide(records: &[Bytes], run: impl FnOnce(&[PluginMessage<'_>]) -> Option<Ve
     let decisions = run(&msgs)?;
     let mut pass = Vec::with_capacity(records.len());
     let mut decided = records.len();
+    let mut poison = Vec::new();
     let mut d = decisions.iter();
     for (i, rec) in decoded.iter().enumerate() {
         // An unreadable record is not delivered (as the SQL92 path does).
@@ -190,9 +205,52 @@ fn decide(records: &[Bytes], run: impl FnOnce(&[PluginMessage<'_>]) -> Option<Ve
         if verdict == Decision::Undecided && decided == records.len() {
             decided = i;
         }
+        if verdict == Decision::Poison && i < decided {
+            poison.push(i);
+        }
         pass.push(verdict == Decision::Pass);
     }
-    Some(PullFilter { pass, decided })
+    Some(PullFilter { pass, decided, poison })
+}
+
+/// Keeps a copy of each poison message of a pull (a filter traps on it, so `group` never gets
+/// it) in the group's dead-letter topic, where it can be read, inspected and resent, as RocketMQ
+/// keeps messages a group could not consume. Only decided messages count (the pull moves past
+/// them); a slave, which cannot write, only logs. The append does not wait for a flush.
+pub(super) fn dead_letter_poison(broker: &BrokerInner, group: &str, records: &[Bytes], pf: &PullFilter) {
+    for &i in pf.poison.iter().filter(|&&i| i < pf.decided) {
+        let Some(Scanned::Record(rec)) = records.get(i).map(|r| scan_record(r, false)) else { continue };
+        let (topic, queue_id, offset) = (rec.topic.to_owned(), rec.queue_id, rec.queue_offset);
+        if broker.role() == BrokerRole::Slave {
+            tracing::warn!(%group, %topic, queue_id, offset, "a poison message is not copied to the dead-letter topic on a slave");
+            continue;
+        }
+        let dlq = dlq_topic(group);
+        broker.topics.create_if_absent(&dlq, 1, PERM_READ | PERM_WRITE, 0);
+        let mut props = crate::protocol::parse_properties(rec.properties);
+        if !props.iter().any(|(k, _)| k == PROPERTY_RETRY_TOPIC) {
+            props.push((PROPERTY_RETRY_TOPIC.to_owned(), topic.clone()));
+        }
+        if !props.iter().any(|(k, _)| k == PROPERTY_ORIGIN_MESSAGE_ID) {
+            let id = props
+                .iter()
+                .find(|(k, _)| k == PROPERTY_UNIQ_KEY)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| crate::protocol::message_id::offset_msg_id(rec.store_host, rec.physical_offset));
+            props.push((PROPERTY_ORIGIN_MESSAGE_ID.to_owned(), id));
+        }
+        let mut msg = rec.to_input();
+        msg.topic = dlq;
+        msg.queue_id = 0;
+        msg.store_host = broker.store_host;
+        msg.properties = crate::protocol::encode_properties(props.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        broker.metrics.record_dlq(group);
+        let group = group.to_owned();
+        broker.store.put_messages_then(std::slice::from_ref(&msg), move |r| match r {
+            Ok(_) => tracing::info!(%group, %topic, queue_id, offset, "poison message copied to the dead-letter topic"),
+            Err(e) => tracing::warn!(%group, %topic, queue_id, offset, error = %e, "could not copy a poison message to the dead-letter topic"),
+        });
+    }
 }
 
 /// The pull body of the decided, passing records.

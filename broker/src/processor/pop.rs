@@ -70,8 +70,8 @@ const STATE_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// A lease that could not be revived (the store refused the copy) is tried again this much later.
 const REVIVE_RETRY_MS: i64 = 1_000;
 /// Property naming the topic a retried message was first sent to.
-const PROPERTY_RETRY_TOPIC: &str = "RETRY_TOPIC";
-const PROPERTY_ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+pub(super) const PROPERTY_RETRY_TOPIC: &str = "RETRY_TOPIC";
+pub(super) const PROPERTY_ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
 /// `extraInfo` retry flags (RocketMQ 5 `ExtraInfoUtil`): normal topic, pop retry topic.
 const EXTRA_NORMAL: &str = "0";
 const EXTRA_RETRY: &str = "1";
@@ -442,6 +442,9 @@ fn take(broker: &BrokerInner, req: &PopRequest, retry: &str) -> Vec<Popped> {
         // A filter plugin bound to (group, topic) decides as for a pull: rejected messages are
         // passed over, and the queue does not move past the first message it could not decide.
         let plugin = super::plugins::filter_pull(broker, &req.group, &req.topic, &got.messages);
+        if let Some(f) = &plugin {
+            super::plugins::dead_letter_poison(broker, &req.group, &got.messages, f);
+        }
         let mut next = got.next_begin_offset;
         for (i, (record, offset)) in got.messages.into_iter().zip(got.queue_offsets).enumerate() {
             if let Some(f) = &plugin {

@@ -227,6 +227,7 @@ fn read(broker: &BrokerInner, h: &PullHeader, filter: &Subscription, max_count: 
         };
         let bound = super::plugins::filter_pull(broker, &h.group, &h.topic, &result.messages);
         if let Some(pf) = super::plugins::PullFilter::and(bound, sql) {
+            super::plugins::dead_letter_poison(broker, &h.group, &result.messages, &pf);
             // Fail closed: never move the offset past a message the plugin could not decide.
             if let Some(&stop) = result.queue_offsets.get(pf.decided) {
                 next_begin_offset = stop;
