@@ -74,6 +74,15 @@ fn bad_settings_are_refused_with_the_key_and_the_allowed_values() {
         assert!(!status.success(), "{extra}: must fail");
         assert!(log.contains(needle) && log.contains("invalid value"), "{extra}: {log}");
     }
+    // A SQL92 engine component that cannot be loaded stops the start (not the first SQL92 pull).
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "sqlFilterEngine=plugin\nsqlFilterPlugin=/nonexistent/sql92_filter.wasm";
+    let config = write_config(dir.path(), &own_ports(extra));
+    let mut broker = BrokerProcess::start(&config);
+    let status = broker.child.wait().unwrap();
+    let log = broker.drain();
+    assert!(!status.success(), "a missing SQL92 component must stop the start");
+    assert!(log.contains("sqlFilterEngine=plugin") && log.contains("/nonexistent/sql92_filter.wasm"), "{log}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqbroker"))
         .arg("-c")
         .arg("/nonexistent/broker.properties")

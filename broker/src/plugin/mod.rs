@@ -36,7 +36,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
@@ -510,11 +510,22 @@ pub struct Plugins {
 struct SqlEngine {
     /// The component's bytes, or why they could not be read.
     wasm: OnceLock<std::result::Result<Arc<Vec<u8>>, String>>,
-    /// By expression: the deployment, or why `create` refused it (not retried on every pull).
-    by_expression: Mutex<HashMap<String, std::result::Result<Arc<Deployed>, String>>>,
+    /// By expression: the deployment, or why `create` refused it (not retried on every pull),
+    /// with when it was last used; the least recently used goes first when full.
+    by_expression: Mutex<HashMap<String, SqlEntry>>,
+    /// The clock of `SqlEntry::used`.
+    uses: AtomicU64,
     /// Serialises making instance sets, so concurrent first pulls make one.
     creating: Mutex<()>,
 }
+
+struct SqlEntry {
+    made: std::result::Result<Arc<Deployed>, String>,
+    used: u64,
+}
+
+/// The expression the SQL92 engine is tried with at start (every message passes it).
+const SQL_ENGINE_PROBE_EXPRESSION: &str = "TRUE";
 
 /// The name the SQL92 engine's instances log and count under (`mqadmin plugin logs sql92-engine`).
 pub const SQL_ENGINE_NAME: &str = "sql92-engine";
@@ -945,14 +956,28 @@ impl Plugins {
         }
     }
 
+    /// Reads and compiles the SQL92 component and creates it with an expression every message
+    /// passes: what would make every SQL92 pull fail shows at start.
+    ///
+    /// # Errors
+    /// The component cannot be read, is not a filter component, or refuses the expression.
+    pub fn start_sql_engine(&self, component: &Path) -> std::result::Result<(), String> {
+        self.sql_deployment(component, SQL_ENGINE_PROBE_EXPRESSION).map(|_| ())
+    }
+
     fn sql_deployment(&self, component: &Path, expression: &str) -> std::result::Result<Arc<Deployed>, String> {
         let lock = || self.sql.by_expression.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = lock().get(expression) {
-            return found.clone();
+        let found = |map: &mut HashMap<String, SqlEntry>| {
+            let e = map.get_mut(expression)?;
+            e.used = self.sql.uses.fetch_add(1, Ordering::Relaxed);
+            Some(e.made.clone())
+        };
+        if let Some(made) = found(&mut lock()) {
+            return made;
         }
         let _creating = self.sql.creating.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = lock().get(expression) {
-            return found.clone();
+        if let Some(made) = found(&mut lock()) {
+            return made;
         }
         let wasm = self
             .sql
@@ -975,12 +1000,13 @@ impl Plugins {
             .inspect(|d| d.log.host_line("info", &format!("engine for SQL92 subscription `{expression}` created")));
         let mut map = lock();
         if map.len() >= SQL_ENGINE_EXPRESSIONS_MAX
-            && let Some(evict) = map.keys().find(|k| k.as_str() != expression).cloned()
-            && let Some(Ok(old)) = map.remove(&evict)
+            && let Some(evict) = map.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| k.clone())
+            && let Some(SqlEntry { made: Ok(old), .. }) = map.remove(&evict)
         {
             old.pool.clear();
         }
-        map.entry(expression.to_owned()).or_insert(made).clone()
+        let used = self.sql.uses.fetch_add(1, Ordering::Relaxed);
+        map.entry(expression.to_owned()).or_insert(SqlEntry { made, used }).made.clone()
     }
 
     /// A filter deployment's decisions for `msgs`, failures following `fail_open`.

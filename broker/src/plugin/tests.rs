@@ -484,4 +484,32 @@ fn the_sql92_engine_makes_one_instance_per_expression_and_fails_closed() {
     assert_eq!(plugins.filter_sql(&component, "a >", &msgs), vec![Decision::Undecided; 6]);
     let other = Plugins::open(&dir.path().join("other"), None);
     assert_eq!(other.filter_sql(&dir.path().join("missing.wasm"), "a > 2", &msgs), vec![Decision::Undecided; 6]);
+    // At start: a missing component is an error, a real one is compiled and created.
+    let missing = other.start_sql_engine(&dir.path().join("missing.wasm")).unwrap_err();
+    assert!(missing.contains("missing.wasm"), "{missing}");
+    plugins.start_sql_engine(&component).unwrap();
+}
+
+#[test]
+fn the_sql92_engine_evicts_the_least_recently_used_expression() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = Plugins::open(dir.path(), None);
+    let component = dir.path().join("sql92_filter.wasm");
+    std::fs::write(&component, wasm("sql92_filter")).unwrap();
+    let props = encoded(&[("a", "0")]);
+    let msgs = [message(&props, b"")];
+    let created = |expression: &str| {
+        let logs = plugins.logs(SQL_ENGINE_NAME, 1000).unwrap();
+        logs.iter().filter(|l| l.message.contains(&format!("`{expression}` created"))).count()
+    };
+    for i in 0..crate::plugin::limits::SQL_ENGINE_EXPRESSIONS_MAX {
+        plugins.filter_sql(&component, &format!("a = {i}"), &msgs);
+    }
+    // `a = 0` is used again, so `a = 1` is now the least recently used; a new one evicts it.
+    plugins.filter_sql(&component, "a = 0", &msgs);
+    plugins.filter_sql(&component, "a = 99", &msgs);
+    plugins.filter_sql(&component, "a = 0", &msgs);
+    plugins.filter_sql(&component, "a = 1", &msgs);
+    assert_eq!(created("a = 0"), 1, "kept: recently used");
+    assert_eq!(created("a = 1"), 2, "evicted, then made again");
 }

@@ -363,6 +363,17 @@ impl Broker {
         let store_host = SocketAddr::new(ip, config.listen_port);
         let ha_ip = config.broker_ip2.clone().unwrap_or_else(|| ip.to_string());
         let ha_addr = format!("{ha_ip}:{}", config.ha_port());
+        let plugins = Arc::new(tokio::task::block_in_place(|| {
+            crate::plugin::Plugins::open(&config.store_path_root_dir, config.plugin_dir.as_deref())
+        }));
+        // The SQL92 engine is compiled now: a bad `sqlFilterPlugin` stops the start, not the
+        // first SQL92 pull.
+        if config.sql_filter_engine == crate::filter::SqlFilterEngine::Plugin
+            && let Some(component) = &config.sql_filter_plugin
+        {
+            tokio::task::block_in_place(|| plugins.start_sql_engine(component))
+                .map_err(|e| anyhow::anyhow!("sqlFilterEngine=plugin: {e}"))?;
+        }
         let (ha_master, ha_slave) = match config.broker_role {
             Role::Slave => {
                 let limits = ha::SlaveLimits {
@@ -402,9 +413,7 @@ impl Broker {
             transactions: transaction::Transactions::default(),
             pops,
             metrics,
-            plugins: Arc::new(tokio::task::block_in_place(|| {
-                crate::plugin::Plugins::open(&config.store_path_root_dir, config.plugin_dir.as_deref())
-            })),
+            plugins,
             store_host,
             ha_addr,
             vip_addr: Mutex::new(None),
