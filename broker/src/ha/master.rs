@@ -63,6 +63,9 @@ struct Outbound {
     state: Mutex<OutState>,
     /// The offset sent up to (for `brokerStatus`).
     sent: AtomicU64,
+    /// The offset the slave last reported. While `sent` is past it a burst is in flight, and
+    /// appenders leave new bytes to the next report, which sends them all in one write.
+    acked: AtomicU64,
 }
 
 struct OutState {
@@ -149,15 +152,21 @@ impl Master {
         }
     }
 
-    /// Pushes what the CommitLog just grew by to every started slave, from the caller's thread:
-    /// one non-blocking write, no task wake-up. A stream another pusher holds is left to it (it
-    /// re-checks the CommitLog end after letting go); a full socket is left to the transfer task.
+    /// Pushes what the CommitLog just grew by to every started slave that has nothing in
+    /// flight, from the caller's thread: one non-blocking write, no task wake-up. With a burst in
+    /// flight, the slave's report on it sends what piled up meanwhile, in one write (one
+    /// outstanding burst per slave: under load each round trip carries many messages). A stream
+    /// another pusher holds is left to it (it re-checks the CommitLog end after letting go); a
+    /// full socket is left to the transfer task.
     pub fn notify_appended(&self) {
-        // Pairs with the fence in `push`: either this push takes the stream, or its holder sees
-        // the append when it re-checks.
+        // Pairs with the fences in `push` and `read_reports`: either this push goes ahead, or
+        // the stream's holder or the next report sees the append.
         std::sync::atomic::fence(Ordering::SeqCst);
         let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
         for out in streams.iter() {
+            if out.sent.load(Ordering::Acquire) > out.acked.load(Ordering::Acquire) {
+                continue;
+            }
             // A write error ends the connection in its transfer task, which sees it too.
             let _ = self.push(out);
         }
@@ -314,6 +323,7 @@ impl Master {
             writer,
             state: Mutex::new(OutState { next: None, pending: Vec::new(), pending_at: 0, last_write: Instant::now() }),
             sent: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
         });
         self.conns
             .lock()
@@ -321,7 +331,7 @@ impl Master {
             .insert(id, Conn { addr: peer, acked: None, out: Arc::clone(&out) });
         tracing::info!(%peer, "HA: a slave connected");
         let (start_tx, start_rx) = watch::channel(None::<u64>);
-        let reading = self.read_reports(id, reader, start_tx);
+        let reading = self.read_reports(id, &out, reader, start_tx);
         let writing = self.transfer(&out, start_rx);
         let result = tokio::select! {
             r = reading => r,
@@ -340,6 +350,7 @@ impl Master {
     async fn read_reports(
         &self,
         id: u64,
+        out: &Outbound,
         mut reader: tokio::net::tcp::OwnedReadHalf,
         start: watch::Sender<Option<u64>>,
     ) -> Result<()> {
@@ -376,6 +387,10 @@ impl Master {
                 c.acked = Some(reported);
             }
             self.publish_acked();
+            // The burst in flight has landed: send what appenders left meanwhile.
+            out.acked.store(reported, Ordering::Release);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            self.push(out)?;
         }
     }
 
