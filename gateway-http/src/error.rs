@@ -5,7 +5,8 @@
 //! | status | when | code |
 //! |---|---|---|
 //! | 400 | malformed JSON, bad base64, bad parameter, forged or altered receipt handle | `BAD_REQUEST`, `ILLEGAL_MESSAGE`, `INVALID_RECEIPT_HANDLE` |
-//! | 403 | topic or broker not writable / readable | `FORBIDDEN` |
+//! | 401 | a write that needs a logged-in console user (see `auth.rs`), a refused login | `UNAUTHORIZED` |
+//! | 403 | topic or broker not writable / readable; a write from another origin | `FORBIDDEN` |
 //! | 404 | topic, group, message, plugin or route not found | `TOPIC_NOT_FOUND`, `CONSUMER_GROUP_NOT_FOUND`, `MESSAGE_NOT_FOUND`, `NOT_FOUND` |
 //! | 405 | method not allowed on the route | `METHOD_NOT_ALLOWED` |
 //! | 408 | the body did not arrive in time | `REQUEST_TIMEOUT` |
@@ -52,6 +53,8 @@ pub enum Error {
     Plugin(String),
     #[error("{0}")]
     PluginConflict(String),
+    #[error("{0}")]
+    Unauthorized(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -83,6 +86,7 @@ impl Error {
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::PluginConflict(_) => StatusCode::CONFLICT,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -99,6 +103,7 @@ impl Error {
             Error::MethodNotAllowed { .. } => ("METHOD_NOT_ALLOWED", 40500),
             Error::Busy { .. } => ("TOO_MANY_REQUESTS", 42900),
             Error::PluginConflict(_) => ("CONFLICT", 40900),
+            Error::Unauthorized(_) => ("UNAUTHORIZED", 40100),
         }
     }
 

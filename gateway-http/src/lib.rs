@@ -5,7 +5,9 @@
 //! that is the in-process [`broker::messaging::local::LocalMessaging`]; a gateway in front of a
 //! cluster would get another implementation of the same trait. The routes and their shapes are
 //! in `routes.rs`, the served contract in `openapi.rs`, the one mapping from errors to HTTP
-//! statuses and `application/problem+json` in `error.rs`.
+//! statuses and `application/problem+json` in `error.rs`. The web console's files are served at
+//! `/dashboard/` (`dashboard.rs`); its extra routes are in `console.rs`, its login and the rules
+//! for who may write in `auth.rs`.
 //!
 //! Limits (all checked before the work they guard):
 //!
@@ -20,7 +22,10 @@
 //! | time to send the head | [`Limits::header_read_timeout_ms`], 10 s | connection closed |
 //! | `wait_ms` of a long poll | 30,000 | clamped |
 
+pub mod auth;
 mod body;
+mod console;
+mod dashboard;
 pub mod error;
 pub mod openapi;
 mod plugins;
@@ -39,6 +44,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
+pub use auth::Login;
 pub use body::Body;
 pub use routes::PluginAdmin;
 
@@ -92,7 +98,14 @@ pub(crate) struct Shared<M: Messaging> {
     pub long_polls: Semaphore,
     /// Largest request body, bytes.
     pub body_bytes_max: usize,
+    /// The console's login settings.
+    pub login: Login,
+    pub sessions: auth::Sessions,
 }
+
+/// The peer address of a request (a request extension set by the accept loop).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer(pub SocketAddr);
 
 /// A running HTTP door; dropping it (or [`HttpServer::shutdown`]) stops accepting.
 pub struct HttpServer {
@@ -116,7 +129,8 @@ impl Drop for HttpServer {
     }
 }
 
-/// Binds `addr` and serves the HTTP door on the current tokio runtime.
+/// Binds `addr` and serves the HTTP door on the current tokio runtime, with the console's login
+/// as `dashboardLogin=auto` and no user (on unless `addr` is loopback; browser writes refused).
 ///
 /// # Errors
 ///
@@ -128,6 +142,24 @@ pub async fn serve<M: Messaging>(
     plugins: Option<Arc<dyn PluginAdmin>>,
     limits: Limits,
 ) -> Result<HttpServer, StartError> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let login = Login::resolve(broker::config::DashboardLogin::Auto, host, None, None).unwrap_or_else(|_| Login::off());
+    serve_with_login(addr, messaging, metrics, plugins, limits, login).await
+}
+
+/// [`serve`] with the console's login settings.
+///
+/// # Errors
+///
+/// [`StartError::Bind`] when the address cannot be bound.
+pub async fn serve_with_login<M: Messaging>(
+    addr: &str,
+    messaging: Arc<M>,
+    metrics: Arc<Metrics>,
+    plugins: Option<Arc<dyn PluginAdmin>>,
+    limits: Limits,
+    login: Login,
+) -> Result<HttpServer, StartError> {
     let body_bytes_max = messaging.message_bytes_max().saturating_mul(4) / 3 + BODY_OVERHEAD_BYTES;
     let shared = Arc::new(Shared {
         messaging,
@@ -137,6 +169,8 @@ pub async fn serve<M: Messaging>(
         in_flight: Semaphore::new(limits.requests_in_flight_max),
         long_polls: Semaphore::new(limits.long_polls_max),
         body_bytes_max,
+        login,
+        sessions: auth::Sessions::default(),
     });
     let gauge = shared.metrics.connections.with_label_values(&["http"]);
     let handler = move |req| {
@@ -201,7 +235,10 @@ where
                 if let Some(g) = &gauge {
                     g.inc();
                 }
-                let service = service_fn(handler);
+                let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(Peer(peer));
+                    handler(req)
+                });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))

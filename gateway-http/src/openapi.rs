@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document served at `/v1/openapi.json`: the contract this server implements
 //! (trimmed from the draft in the design notes: no AMQP admin, no idempotency keys, no plugin
-//! logs or state, no transaction check-back polling). It is built from one table, [`OPERATIONS`],
+//! state, no transaction check-back polling; plus the routes the web console uses). Writes may
+//! need a logged-in console user (`auth.rs`): 401 `UNAUTHORIZED` is then possible on any of
+//! them. It is built from one table, [`OPERATIONS`],
 //! which the integration tests walk: every operation listed answers as documented.
 
 use serde_json::{Map, Value, json};
@@ -68,12 +70,49 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         method: "get",
-        path: "/v1/topics",
-        id: "listTopics",
-        summary: "List topics",
+        path: "/v1/cluster/overview",
+        id: "clusterOverview",
+        summary: "Name servers and every broker of the cluster with its role, version, TPS, disk use and HA lag",
         query: &[],
         body: &[],
         responses: &[200],
+    },
+    Operation {
+        method: "get",
+        path: "/v1/session",
+        id: "getSession",
+        summary: "The console's login state: whether login is required, configured, and who is logged in",
+        query: &[],
+        body: &[],
+        responses: &[200],
+    },
+    Operation {
+        method: "post",
+        path: "/v1/session",
+        id: "login",
+        summary: "Log in {user, password}: sets the HttpOnly, SameSite=Strict session cookie",
+        query: &[],
+        body: &[JSON],
+        responses: &[200, 400, 401],
+    },
+    Operation {
+        method: "delete",
+        path: "/v1/session",
+        id: "logout",
+        summary: "Log out (ends the session)",
+        query: &[],
+        body: &[],
+        responses: &[204],
+    },
+    Operation {
+        method: "get",
+        path: "/v1/topics",
+        id: "listTopics",
+        summary: "List topics; with any of offset, limit (default 50, at most 500), q (name contains, any case) or \
+                  kind (normal, retry, dlq, system, all) one page and the total",
+        query: &["offset", "limit", "q", "kind"],
+        body: &[],
+        responses: &[200, 400],
     },
     Operation {
         method: "get",
@@ -116,8 +155,9 @@ pub const OPERATIONS: &[Operation] = &[
         method: "get",
         path: "/v1/topics/{topic}/messages",
         id: "queryByKey",
-        summary: "Messages with a key",
-        query: &["key", "max"],
+        summary: "Messages with a key; or, without key, those stored between begin and end (ms since the epoch; \
+                  a bounded scan, `partial` when it stopped early)",
+        query: &["key", "max", "begin", "end"],
         body: &[],
         responses: &[200, 400, 404],
     },
@@ -125,7 +165,8 @@ pub const OPERATIONS: &[Operation] = &[
         method: "get",
         path: "/v1/topics/{topic}/messages/{messageId}",
         id: "getMessage",
-        summary: "A message by message id or offset message id (Accept: application/octet-stream for the raw body)",
+        summary: "A message by message id or offset message id, with its delivery status per consumer group \
+                  (Accept: application/octet-stream for the raw body)",
         query: &[],
         body: &[],
         responses: &[200, 404],
@@ -141,6 +182,15 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         method: "get",
+        path: "/v1/topics/{topic}/route",
+        id: "topicRoute",
+        summary: "The topic's route as the name servers publish it (brokers, addresses, queue counts, perm)",
+        query: &[],
+        body: &[],
+        responses: &[200, 404, 503],
+    },
+    Operation {
+        method: "get",
         path: "/v1/topics/{topic}/queues/{queueId}/messages",
         id: "pull",
         summary: "Pull by offset (earliest, latest or a number), long polling with wait_ms; \
@@ -153,10 +203,11 @@ pub const OPERATIONS: &[Operation] = &[
         method: "get",
         path: "/v1/groups",
         id: "listGroups",
-        summary: "List consumer groups",
-        query: &[],
+        summary: "List consumer groups; with any of offset, limit (default 50, at most 500) or q one page, the \
+                  total, and each group's total lag and members",
+        query: &["offset", "limit", "q"],
         body: &[],
-        responses: &[200],
+        responses: &[200, 400],
     },
     Operation {
         method: "get",
@@ -187,9 +238,39 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         method: "get",
+        path: "/v1/groups/{group}/consumers",
+        id: "groupConsumers",
+        summary: "The group's online consumers (client id, address, language, version) and subscriptions",
+        query: &[],
+        body: &[],
+        responses: &[200],
+    },
+    Operation {
+        method: "post",
+        path: "/v1/groups/{group}/offsets/reset",
+        id: "resetOffsets",
+        summary: "Reset the group's offsets on a topic {topic, to: earliest|latest|timestamp, timestamp_ms, dry_run}; \
+                  dry_run previews; works for offline groups (online consumers are told)",
+        query: &[],
+        body: &[JSON],
+        responses: &[200, 400, 404],
+    },
+    Operation {
+        method: "post",
+        path: "/v1/groups/{group}/dead-letters/resend",
+        id: "resendDeadLetters",
+        summary: "Send dead letters of %DLQ%<group> back to the group {message_ids}; 207 with one result each \
+                  when some fail; resending one again answers the first result",
+        query: &[],
+        body: &[JSON],
+        responses: &[200, 207, 400],
+    },
+    Operation {
+        method: "get",
         path: "/v1/groups/{group}/lag",
         id: "groupLag",
-        summary: "Consumer progress and lag per queue",
+        summary: "Consumer progress and lag per queue (`committed` false where the group has no offset; lag is never \
+                  negative)",
         query: &["topic"],
         body: &[],
         responses: &[200, 404],
@@ -307,6 +388,15 @@ pub const OPERATIONS: &[Operation] = &[
         path: "/v1/plugins/{plugin}",
         id: "describePlugin",
         summary: "A plugin, its bindings and counters",
+        query: &[],
+        body: &[],
+        responses: &[200, 404, 501],
+    },
+    Operation {
+        method: "get",
+        path: "/v1/plugins/{plugin}/logs",
+        id: "pluginLogs",
+        summary: "The last lines of a plugin's log",
         query: &[],
         body: &[],
         responses: &[200, 404, 501],

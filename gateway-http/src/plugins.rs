@@ -17,6 +17,9 @@ fn to_json<T: serde::Serialize>(v: &T) -> PluginResult {
     serde_json::to_value(v).map_err(|e| PluginFailure::BadRequest(e.to_string()))
 }
 
+/// Lines of a plugin's log one request returns.
+const PLUGIN_LOG_LINES: usize = 200;
+
 /// A binding from `{role, group, topic, fail_open}`.
 fn binding(name: &str, spec: &Value) -> Result<Binding, PluginFailure> {
     let text = |k: &str| spec.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -60,6 +63,10 @@ impl PluginAdmin for Plugins {
         let b = binding(name, spec)?;
         Plugins::bind(self, b.clone()).map_err(failure)?;
         to_json(&b)
+    }
+
+    fn logs(&self, name: &str) -> PluginResult {
+        Ok(json!({"lines": to_json(&Plugins::logs(self, name, PLUGIN_LOG_LINES).map_err(failure)?)?}))
     }
 
     fn unbind(&self, name: &str, spec: &Value) -> PluginResult {

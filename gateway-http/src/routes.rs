@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::{Body, Shared};
+use crate::{Body, Shared, console};
 
 /// The producer group of HTTP publishes when the request names none.
 pub const DEFAULT_PRODUCER_GROUP: &str = "HTTP_PRODUCER";
@@ -59,6 +59,10 @@ pub trait PluginAdmin: Send + Sync {
     /// Binds `name` in a role to a group and/or topic.
     fn bind(&self, name: &str, spec: &Value) -> PluginResult;
     fn unbind(&self, name: &str, spec: &Value) -> PluginResult;
+    /// The last lines of a plugin's log (`{"lines": [...]}`).
+    fn logs(&self, name: &str) -> PluginResult {
+        Err(PluginFailure::NotFound(format!("no log for plugin {name}")))
+    }
 }
 
 /// What a plugin operation answers: JSON, or why not.
@@ -89,6 +93,12 @@ pub(crate) async fn handle<M: Messaging>(shared: &Arc<Shared<M>>, req: Request<I
     let path = req.uri().path().to_owned();
     let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     let route = route_template(&segments);
+    if matches!(method, Method::GET | Method::HEAD)
+        && let Some(r) = console_file(&path, req.headers())
+    {
+        shared.metrics.record_http(method.as_str(), route, r.status().as_u16(), started.elapsed());
+        return r;
+    }
     let response = match shared.in_flight.try_acquire() {
         Ok(_permit) => match dispatch(shared, req, &segments).await {
             Ok(r) => r,
@@ -103,6 +113,15 @@ pub(crate) async fn handle<M: Messaging>(shared: &Arc<Shared<M>>, req: Request<I
     };
     shared.metrics.record_http(method.as_str(), route, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// The console's files and the redirects to them.
+fn console_file(path: &str, headers: &HeaderMap) -> Option<Response<Body>> {
+    match path {
+        "/" | "/dashboard" => Some(crate::dashboard::redirect()),
+        _ => crate::dashboard::file(path.strip_prefix(crate::dashboard::PREFIX)?, headers)
+            .or_else(|| Some(Error::NotFound(path.to_owned()).into_response())),
+    }
 }
 
 /// `GET /metrics` and `/livez` only (the name server's scrape port).
@@ -125,11 +144,20 @@ fn metrics_response(metrics: &Metrics) -> Response<Body> {
 pub fn route_template(s: &[String]) -> &'static str {
     let s: Vec<&str> = s.iter().map(String::as_str).collect();
     match s[..] {
+        [] => "/",
+        ["dashboard", ..] => "/dashboard/",
         ["livez"] => "/livez",
         ["readyz"] => "/readyz",
         ["metrics"] => "/metrics",
         ["v1", "openapi.json"] => "/v1/openapi.json",
         ["v1", "cluster"] => "/v1/cluster",
+        ["v1", "cluster", "overview"] => "/v1/cluster/overview",
+        ["v1", "session"] => "/v1/session",
+        ["v1", "topics", _, "route"] => "/v1/topics/{topic}/route",
+        ["v1", "groups", _, "consumers"] => "/v1/groups/{group}/consumers",
+        ["v1", "groups", _, "offsets", "reset"] => "/v1/groups/{group}/offsets/reset",
+        ["v1", "groups", _, "dead-letters", "resend"] => "/v1/groups/{group}/dead-letters/resend",
+        ["v1", "plugins", _, "logs"] => "/v1/plugins/{plugin}/logs",
         ["v1", "topics"] => "/v1/topics",
         ["v1", "topics", _] => "/v1/topics/{topic}",
         ["v1", "topics", _, "messages"] => "/v1/topics/{topic}/messages",
@@ -167,7 +195,20 @@ async fn dispatch<M: Messaging>(
     let query = parse_query(req.uri().query().unwrap_or(""));
     let seg: Vec<&str> = s.iter().map(String::as_str).collect();
     let not_allowed = || Error::MethodNotAllowed { method: method.to_string(), route: route_template(s).to_owned() };
+    let caller = console::authorize(shared, &req, &seg)?;
     match (&method, &seg[..]) {
+        (_, ["v1", "session"]) => console::session(shared, req, &caller).await,
+        (&Method::GET, ["v1", "cluster", "overview"]) => console::cluster_overview(m).await,
+        (&Method::GET, ["v1", "topics"]) if console::paged(&query) => console::topics_page(m, &query).await,
+        (&Method::GET, ["v1", "groups"]) if console::paged(&query) => console::groups_page(m, &query).await,
+        (&Method::GET, ["v1", "topics", topic, "route"]) => console::topic_route(m, topic).await,
+        (&Method::GET, ["v1", "groups", group, "consumers"]) => console::group_consumers(m, group).await,
+        (&Method::POST, ["v1", "groups", group, "offsets", "reset"]) => {
+            console::reset_offsets(shared, req, group, &caller).await
+        }
+        (&Method::POST, ["v1", "groups", group, "dead-letters", "resend"]) => {
+            console::resend(shared, req, group, &caller).await
+        }
         (&Method::GET, ["livez"]) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
         (&Method::GET, ["readyz"]) => {
             let r = m.readiness().await;
@@ -224,8 +265,13 @@ async fn dispatch<M: Messaging>(
         },
         (_, ["v1", "topics", topic, "messages"]) => match method {
             Method::POST => publish(shared, req, topic, &query).await,
+            Method::GET if !query.contains_key("key") && (query.contains_key("begin") || query.contains_key("end")) => {
+                console::messages_by_time(m, topic, &query).await
+            }
             Method::GET => {
-                let key = query.get("key").ok_or_else(|| Error::BadParameter("the query needs key=".into()))?;
+                let key = query
+                    .get("key")
+                    .ok_or_else(|| Error::BadParameter("the query needs key= (or begin= and end=)".into()))?;
                 let max = query_num(&query, "max")?.map_or(QUERY_MAX_DEFAULT, |n: usize| n);
                 let found: Vec<Value> =
                     m.messages_by_key(topic, key, max).await?.iter().map(|msg| message_json(msg, None)).collect();
@@ -241,7 +287,8 @@ async fn dispatch<M: Messaging>(
                     .body(Body::full(msg.body))
                     .unwrap_or_else(|_| Response::new(Body::empty())));
             }
-            Ok(json_response(StatusCode::OK, &message_json(&msg, None)))
+            let delivery = console::delivery_json(m, &msg).await;
+            Ok(json_response(StatusCode::OK, &message_json(&msg, Some(json!({ "delivery": delivery })))))
         }
         (&Method::GET, ["v1", "topics", topic, "queues"]) => {
             let t = m.topic(topic).await?;
@@ -298,7 +345,8 @@ async fn dispatch<M: Messaging>(
                 .iter()
                 .map(|p| {
                     json!({"topic": p.topic, "queue_id": p.queue_id, "broker_offset": p.broker_offset,
-                           "consumer_offset": p.consumer_offset, "lag": p.lag, "inflight": p.inflight})
+                           "consumer_offset": p.consumer_offset, "committed": p.consumer_offset >= 0,
+                           "lag": p.lag, "inflight": p.inflight})
                 })
                 .collect();
             Ok(json_response(StatusCode::OK, &json!({"group": group, "total_lag": total, "queues": queues})))
@@ -751,6 +799,7 @@ async fn plugins<M: Messaging>(
     match (&method, rest) {
         (&Method::GET, []) => ok(p.list()?),
         (&Method::GET, [name]) => ok(p.describe(name)?),
+        (&Method::GET, [name, "logs"]) => ok(p.logs(name)?),
         (&Method::PUT, [name]) => {
             let role = query.get("role").cloned();
             let params: Vec<(String, String)> =
@@ -804,7 +853,7 @@ fn multi_status(results: Vec<(String, std::result::Result<(), messaging::Error>)
 ///
 /// A body over the limit but under [`DRAIN_BYTES_MAX`] is read to its end and dropped before the
 /// 413 goes out, so a client still uploading sees the answer instead of a reset connection.
-async fn read_body<M: Messaging>(shared: &Shared<M>, req: Request<Incoming>) -> Result<Bytes> {
+pub(crate) async fn read_body<M: Messaging>(shared: &Shared<M>, req: Request<Incoming>) -> Result<Bytes> {
     let max = shared.body_bytes_max;
     let ms = shared.limits.body_read_timeout_ms;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
@@ -846,7 +895,7 @@ async fn drain(mut body: Incoming, deadline: tokio::time::Instant) {
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| Error::BadJson(e.to_string()))
 }
 
@@ -858,7 +907,7 @@ fn accepts(headers: &HeaderMap, media: &str) -> bool {
     header_str(headers, "accept").is_some_and(|a| a.split(',').any(|p| p.trim().starts_with(media)))
 }
 
-fn query_num<T: std::str::FromStr>(q: &BTreeMap<String, String>, name: &str) -> Result<Option<T>> {
+pub(crate) fn query_num<T: std::str::FromStr>(q: &BTreeMap<String, String>, name: &str) -> Result<Option<T>> {
     q.get(name)
         .map(|v| v.parse::<T>().map_err(|_| Error::BadParameter(format!("query parameter {name}={v:?}"))))
         .transpose()
@@ -894,7 +943,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -902,7 +951,7 @@ fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-fn no_content() -> Response<Body> {
+pub(crate) fn no_content() -> Response<Body> {
     Response::builder()
         .status(StatusCode::NO_CONTENT)
         .body(Body::empty())
@@ -960,12 +1009,12 @@ fn queues_json(t: &messaging::TopicInfo) -> Vec<Value> {
     t.queues.iter().map(|(q, lo, hi)| json!({"queue_id": q, "min_offset": lo, "max_offset": hi})).collect()
 }
 
-fn topic_json(t: &messaging::TopicInfo) -> Value {
+pub(crate) fn topic_json(t: &messaging::TopicInfo) -> Value {
     json!({"name": t.name, "read_queues": t.read_queues, "write_queues": t.write_queues, "perm": t.perm,
            "queues": queues_json(t)})
 }
 
-fn group_json(g: &GroupInfo) -> Value {
+pub(crate) fn group_json(g: &GroupInfo) -> Value {
     json!({"name": g.name, "consume_enable": g.consume_enable, "retry_max_times": g.retry_max_times,
            "retry_queues": g.retry_queues})
 }

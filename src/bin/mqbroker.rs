@@ -7,8 +7,9 @@
 //! default), the store under `./store`, settings from `-c` or else the built-in standalone ones.
 //!
 //! Both modes serve the HTTP door (`gateway-http`: REST publish/consume, admin, plugins, health,
-//! `/metrics`) on `httpListenPort` (8080; 0 turns it off). The program creates the one metrics
-//! registry and passes it to the broker and the door.
+//! `/metrics`, the web console at `/dashboard/`) on `httpListenPort` (8080; 0 turns it off) and
+//! the AMQP 0-9-1 door (`gateway-amqp`) on `amqpListenPort` (5672; 0 turns it off). The program
+//! creates the one metrics registry and passes it to the broker and the doors.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ brokerRole=ASYNC_MASTER
 flushDiskType=ASYNC_FLUSH
 namesrvAddr=127.0.0.1:9876
 brokerIP1=127.0.0.1
+bindAddress=127.0.0.1
 listenPort=10911
 storePathRootDir=./store
 autoCreateTopicEnable=true
@@ -101,6 +103,7 @@ fn run() -> anyhow::Result<()> {
         };
         let metrics = Arc::new(Metrics::new(prometheus::Registry::new()).context("registering the metrics")?);
         let broker = Broker::start_with_metrics(config, metrics.clone()).await?;
+        let amqp = start_amqp_door(&broker, &metrics).await?;
         let http = start_http_door(&broker, metrics).await?;
         tracing::info!(
             store = %broker.inner.config.store_path_root_dir.display(),
@@ -115,6 +118,9 @@ fn run() -> anyhow::Result<()> {
         tracing::info!("Shutting down.");
         if let Some(h) = &http {
             h.shutdown();
+        }
+        if let Some(a) = &amqp {
+            a.shutdown();
         }
         let result = broker.shutdown().await;
         if let Some(ns) = name_server {
@@ -141,6 +147,32 @@ async fn start_embedded_name_server(config: &BrokerConfig) -> anyhow::Result<nam
     Ok(ns)
 }
 
+/// The AMQP 0-9-1 door on `amqpListenPort` (on `bindAddress`, every interface by default),
+/// unless 0; its metadata (`amqp.json`) next to the broker's other config files.
+async fn start_amqp_door(broker: &Broker, metrics: &Metrics) -> anyhow::Result<Option<gateway_amqp::AmqpServer>> {
+    let config = &broker.inner.config;
+    if config.amqp_listen_port == 0 {
+        return Ok(None);
+    }
+    let messaging =
+        LocalMessaging::new(broker.inner.clone(), Protocol::Amqp).context("loading the receipt-handle key")?;
+    let host = config.bind_address.clone().unwrap_or_else(|| "0.0.0.0".to_owned());
+    let addr = format!("{host}:{}", config.amqp_listen_port);
+    let settings = gateway_amqp::Settings {
+        user: config.amqp_default_user.clone(),
+        pass: config.amqp_default_pass.clone(),
+        frame_max_bytes: config.amqp_frame_max_bytes,
+        channel_max: config.amqp_channel_max,
+        heartbeat_s: config.amqp_heartbeat_s,
+        config_dir: config.store_path_root_dir.join("config"),
+    };
+    let server = gateway_amqp::serve(&addr, Arc::new(messaging), metrics.registry(), settings)
+        .await
+        .with_context(|| format!("starting the AMQP door on {addr}"))?;
+    tracing::info!(addr = %server.local_addr(), "AMQP door listening");
+    Ok(Some(server))
+}
+
 /// The HTTP door on `httpListenPort` (on `bindAddress`, every interface by default), unless 0.
 async fn start_http_door(broker: &Broker, metrics: Arc<Metrics>) -> anyhow::Result<Option<gateway_http::HttpServer>> {
     let config = &broker.inner.config;
@@ -153,10 +185,32 @@ async fn start_http_door(broker: &Broker, metrics: Arc<Metrics>) -> anyhow::Resu
     let plugins: Arc<dyn gateway_http::PluginAdmin> = broker.inner.plugins.clone();
     let host = config.bind_address.clone().unwrap_or_else(|| "0.0.0.0".to_owned());
     let addr = format!("{host}:{}", config.http_listen_port);
-    let server =
-        gateway_http::serve(&addr, Arc::new(messaging), metrics, Some(plugins), gateway_http::Limits::default())
-            .await
-            .with_context(|| format!("starting the HTTP door on {addr}"))?;
-    tracing::info!(addr = %server.local_addr(), "HTTP door listening");
+    // The console's login (dashboardLogin, dashboardUser, dashboardPasswordHash).
+    let login = gateway_http::Login::resolve(
+        config.dashboard_login,
+        &host,
+        config.dashboard_user.as_deref(),
+        config.dashboard_password_hash.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)
+    .context("the console's login settings")?;
+    if login.required && !login.configured() {
+        tracing::warn!(
+            hint = gateway_http::auth::CONFIGURE_HINT,
+            "The console at /dashboard/ is read-only: login is on and no user is configured."
+        );
+    }
+    let (login_required, user_configured) = (login.required, login.configured());
+    let server = gateway_http::serve_with_login(
+        &addr,
+        Arc::new(messaging),
+        metrics,
+        Some(plugins),
+        gateway_http::Limits::default(),
+        login,
+    )
+    .await
+    .with_context(|| format!("starting the HTTP door on {addr}"))?;
+    tracing::info!(addr = %server.local_addr(), login_required, user_configured, "HTTP door listening");
     Ok(Some(server))
 }

@@ -126,7 +126,7 @@ impl HaCluster {
             let text = format!(
                 "{}\n# --- added by the test: paths, addresses, file size\nstorePathRootDir={}\n\
                  namesrvAddr={namesrv_addr}\nbrokerIP1={ip}\nbindAddress={ip}\nlistenPort={port}\n\
-                 httpListenPort={http_port}\nmappedFileSizeCommitLog={COMMIT_LOG_FILE_BYTES}\n",
+                 httpListenPort={http_port}\namqpListenPort=0\nmappedFileSizeCommitLog={COMMIT_LOG_FILE_BYTES}\n",
                 sample(layout, name),
                 store.display()
             );

@@ -1,6 +1,8 @@
 //! The integration tests: real programs started as processes, plus the tidy checks.
 
+mod amqp;
 mod bad_input;
+mod dashboard;
 mod ha;
 mod http;
 mod metrics;

@@ -24,14 +24,15 @@ pub struct Process {
 pub type BrokerProcess = Process;
 
 /// Writes `broker.properties` into `dir` with the store under `dir/store`, plus `extra` lines.
-/// The HTTP door is off (`httpListenPort=0`) unless `extra` sets a port: several brokers run at
-/// once on this machine and the default 8080 would collide (the last of duplicate keys wins).
+/// The HTTP and AMQP doors are off (`httpListenPort=0`, `amqpListenPort=0`) unless `extra` sets a
+/// port: several brokers run at once on this machine and the defaults 8080 and 5672 would collide
+/// (the last of duplicate keys wins).
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("broker.properties");
     let text = format!(
         "brokerClusterName=TestCluster\nbrokerName=broker-test\nbrokerId=0\nbrokerRole=ASYNC_MASTER\n\
          flushDiskType=ASYNC_FLUSH\nstorePathRootDir={}\nmappedFileSizeCommitLog=8388608\n\
-         maxHashSlotNum=1000\nmaxIndexNum=4000\nhttpListenPort=0\n{extra}\n",
+         maxHashSlotNum=1000\nmaxIndexNum=4000\nhttpListenPort=0\namqpListenPort=0\n{extra}\n",
         dir.join("store").display()
     );
     std::fs::write(&path, text).unwrap();

@@ -31,8 +31,9 @@
 //! is clamped to 10..=95; `registerNameServerPeriod` is clamped to 10,000..=60,000 ms; the last of
 //! duplicate keys wins.
 //!
-//! New keys (not in RocketMQ): `httpListenPort`, `amqpListenPort`, `pluginDir`, `sqlFilterEngine`,
-//! `sqlFilterPlugin`.
+//! New keys (not in RocketMQ): `httpListenPort`, `amqpListenPort`, `amqpDefaultUser`,
+//! `amqpDefaultPass`, `amqpFrameMax`, `amqpChannelMax`, `amqpHeartbeat`, `pluginDir`,
+//! `sqlFilterEngine`, `sqlFilterPlugin`, `dashboardLogin`, `dashboardUser`, `dashboardPasswordHash`.
 
 pub mod properties;
 #[cfg(test)]
@@ -318,6 +319,18 @@ pub struct BrokerConfig {
     pub http_listen_port: u16,
     /// `amqpListenPort`, default 5672; 0 turns the AMQP gateway off.
     pub amqp_listen_port: u16,
+    /// `amqpDefaultUser`, the AMQP door's one user, default `guest`. As in RabbitMQ, the user
+    /// `guest` may only log in from a loopback address.
+    pub amqp_default_user: String,
+    /// `amqpDefaultPass`, that user's password, default `guest`.
+    pub amqp_default_pass: String,
+    /// `amqpFrameMax`, bytes, default 131,072 (RabbitMQ's); the largest frame the AMQP door
+    /// offers in `connection.tune` (4,096 to 1 MiB).
+    pub amqp_frame_max_bytes: u32,
+    /// `amqpChannelMax`, default 2,047 (RabbitMQ's); channels per AMQP connection.
+    pub amqp_channel_max: u16,
+    /// `amqpHeartbeat`, seconds, default 60 (RabbitMQ's); 0 offers no heartbeats.
+    pub amqp_heartbeat_s: u16,
     /// `pluginDir`, directory of WebAssembly plugins, default none (no plugins).
     pub plugin_dir: Option<PathBuf>,
     /// `sqlFilterEngine`, `builtin` (default) or `plugin`: what evaluates SQL92 subscriptions.
@@ -325,6 +338,36 @@ pub struct BrokerConfig {
     /// `sqlFilterPlugin`, the SQL92 filter component (`sql92_filter.wasm`, built from
     /// `plugins/sql92-filter`), default none; required by `sqlFilterEngine=plugin`.
     pub sql_filter_plugin: Option<PathBuf>,
+    /// `dashboardLogin`: `auto` (default: login on unless the HTTP door binds a loopback
+    /// address), `on` or `off`. Whether the console (`/dashboard/`) and the HTTP door's write
+    /// requests from browsers need a logged-in user (see `gateway-http`'s `auth.rs`).
+    pub dashboard_login: DashboardLogin,
+    /// `dashboardUser`, the console's user, default none (no user: nobody can log in, so with
+    /// login on the console is read-only).
+    pub dashboard_user: Option<String>,
+    /// `dashboardPasswordHash`, that user's password as
+    /// `pbkdf2-sha256:<iterations>:<salt hex>:<derived key hex>`, default none. No default
+    /// password is shipped; the README shows how to make one.
+    pub dashboard_password_hash: Option<String>,
+}
+
+/// `dashboardLogin`: when the console needs a logged-in user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DashboardLogin {
+    /// On unless the HTTP door binds a loopback address only.
+    Auto,
+    On,
+    Off,
+}
+
+impl DashboardLogin {
+    pub fn name(self) -> &'static str {
+        match self {
+            DashboardLogin::Auto => "auto",
+            DashboardLogin::On => "on",
+            DashboardLogin::Off => "off",
+        }
+    }
 }
 
 /// A parsed and validated config, with the keys that were not recognised.
@@ -457,9 +500,17 @@ impl BrokerConfig {
             acl_enable: false,
             http_listen_port: 8080,
             amqp_listen_port: 5672,
+            amqp_default_user: "guest".to_owned(),
+            amqp_default_pass: "guest".to_owned(),
+            amqp_frame_max_bytes: 131_072,
+            amqp_channel_max: 2047,
+            amqp_heartbeat_s: 60,
             plugin_dir: None,
             sql_filter_engine: crate::filter::SqlFilterEngine::Builtin,
             sql_filter_plugin: None,
+            dashboard_login: DashboardLogin::Auto,
+            dashboard_user: None,
+            dashboard_password_hash: None,
         }
     }
 
@@ -916,9 +967,17 @@ key_table! {
     "aclEnable" => acl_enable: boolean, show;
     "httpListenPort" => http_listen_port: int, show;
     "amqpListenPort" => amqp_listen_port: int, show;
+    "amqpDefaultUser" => amqp_default_user: text, show;
+    "amqpDefaultPass" => amqp_default_pass: text, show_secret;
+    "amqpFrameMax" => amqp_frame_max_bytes: amqp_frame_max, show;
+    "amqpChannelMax" => amqp_channel_max: int, show;
+    "amqpHeartbeat" => amqp_heartbeat_s: int, show;
     "pluginDir" => plugin_dir: path_opt, show_path_opt;
     "sqlFilterEngine" => sql_filter_engine: sql_filter_engine, show_sql_filter_engine;
     "sqlFilterPlugin" => sql_filter_plugin: path_opt, show_path_opt;
+    "dashboardLogin" => dashboard_login: dashboard_login, show_dashboard_login;
+    "dashboardUser" => dashboard_user: trimmed_opt, show_opt;
+    "dashboardPasswordHash" => dashboard_password_hash: trimmed_opt, show_secret_opt;
 }
 
 // --- value parsers: (key, raw value) -> typed value ---
@@ -947,6 +1006,15 @@ fn int<T: Int>(key: &str, raw: &str) -> Result<T, ConfigError> {
 /// Empty or blank: unset.
 fn int_opt<T: Int>(key: &str, raw: &str) -> Result<Option<T>, ConfigError> {
     if raw.trim().is_empty() { Ok(None) } else { int(key, raw).map(Some) }
+}
+
+/// `amqpFrameMax`: AMQP 0-9-1's smallest frame (4,096) to 1 MiB.
+fn amqp_frame_max(key: &str, raw: &str) -> Result<u32, ConfigError> {
+    let value: u32 = int(key, raw)?;
+    if !(4096..=1024 * 1024).contains(&value) {
+        return Err(invalid(key, raw, "4096 to 1048576 bytes"));
+    }
+    Ok(value)
 }
 
 fn boolean(key: &str, raw: &str) -> Result<bool, ConfigError> {
@@ -1059,6 +1127,28 @@ fn delay_levels(key: &str, raw: &str) -> Result<Vec<u64>, ConfigError> {
 
 fn show<T: fmt::Display>(value: &T) -> Option<String> {
     Some(value.to_string())
+}
+
+/// A password is never printed.
+fn show_secret(_value: &str) -> Option<String> {
+    None
+}
+
+fn show_secret_opt(_value: &Option<String>) -> Option<String> {
+    None
+}
+
+fn dashboard_login(key: &str, raw: &str) -> Result<DashboardLogin, ConfigError> {
+    match raw.trim() {
+        "auto" => Ok(DashboardLogin::Auto),
+        "on" | "true" => Ok(DashboardLogin::On),
+        "off" | "false" => Ok(DashboardLogin::Off),
+        _ => Err(invalid(key, raw, "auto, on or off")),
+    }
+}
+
+fn show_dashboard_login(value: &DashboardLogin) -> Option<String> {
+    Some(value.name().to_owned())
 }
 
 fn show_opt<T: fmt::Display>(value: &Option<T>) -> Option<String> {

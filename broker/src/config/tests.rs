@@ -192,6 +192,14 @@ fn typed_values() {
         ("mappedFileSizeCommitLog=65536\nmaxMessageSize=65535", |c| c.max_message_size_bytes.to_string(), "65535"),
         ("httpListenPort=0\namqpListenPort=0", |c| format!("{}/{}", c.http_listen_port, c.amqp_listen_port), "0/0"),
         ("pluginDir=/opt/plugins", |c| format!("{:?}", c.plugin_dir), "Some(\"/opt/plugins\")"),
+        (
+            "amqpDefaultUser=app\namqpDefaultPass=s3cret\namqpFrameMax=65536\namqpChannelMax=16\namqpHeartbeat=0",
+            |c| {
+                let (u, p, f) = (&c.amqp_default_user, &c.amqp_default_pass, c.amqp_frame_max_bytes);
+                format!("{u}/{p}/{f}/{}/{}", c.amqp_channel_max, c.amqp_heartbeat_s)
+            },
+            "app/s3cret/65536/16/0",
+        ),
         ("transientStorePoolEnable=true", |c| c.transient_store_pool_enable.to_string(), "true"),
         ("msgTraceTopicName=MY_TRACE", |c| c.msg_trace_topic_name.clone(), "MY_TRACE"),
         ("brokerPermission=4", |c| c.broker_permission.to_string(), "4"),
@@ -338,6 +346,8 @@ fn invalid_values_name_key_value_and_allowed() {
             "amqpListenPort=10909",
             r#"invalid value "10909" for amqpListenPort: expected a port not already used by listenPort - 2 (VIP port)"#,
         ),
+        ("amqpFrameMax=100", r#"invalid value "100" for amqpFrameMax: expected 4096 to 1048576 bytes"#),
+        ("dashboardLogin=maybe", r#"invalid value "maybe" for dashboardLogin: expected auto, on or off"#),
         ("defaultTopicQueueNums=0", r#"invalid value "0" for defaultTopicQueueNums: expected 1 or more"#),
         ("flushIntervalCommitLog=0", r#"invalid value "0" for flushIntervalCommitLog: expected 1 or more"#),
         (
@@ -459,12 +469,20 @@ fn every_key_round_trips() {
     config.acl_enable = true;
     config.http_listen_port = 0;
     config.amqp_listen_port = 5673;
+    config.amqp_default_user = "app".to_owned();
+    config.amqp_frame_max_bytes = 65_536;
+    config.amqp_channel_max = 64;
+    config.amqp_heartbeat_s = 30;
     config.plugin_dir = Some(PathBuf::from("/opt/plugins"));
     config.sql_filter_engine = crate::filter::SqlFilterEngine::Plugin;
     config.sql_filter_plugin = Some(PathBuf::from("/opt/plugins/sql92_filter.wasm"));
+    config.dashboard_login = DashboardLogin::On;
+    config.dashboard_user = Some("ops".to_owned());
 
     let text = config.to_properties();
-    let keys: Vec<&str> = BrokerConfig::keys().collect();
+    // Passwords are never written (GET_BROKER_CONFIG serves this text).
+    let keys: Vec<&str> =
+        BrokerConfig::keys().filter(|k| !["amqpDefaultPass", "dashboardPasswordHash"].contains(k)).collect();
     let written: Vec<String> = properties::parse(&text).unwrap().into_iter().map(|e| e.key).collect();
     assert_eq!(written, keys, "every key is written once, in table order");
     let loaded = load(&text).unwrap();

@@ -84,6 +84,8 @@ pub struct LocalMessaging {
     receipts: ReceiptKey,
     ids: UniqueIds,
     protocol: Protocol,
+    /// Dead letters the console sent back already.
+    pub(super) resent: super::console::Resent,
 }
 
 impl LocalMessaging {
@@ -95,7 +97,7 @@ impl LocalMessaging {
     pub fn new(broker: Arc<BrokerInner>, protocol: Protocol) -> std::io::Result<LocalMessaging> {
         let receipts = ReceiptKey::load_or_create(broker.meta.dir())?;
         let ids = UniqueIds::new(broker.store_host.ip());
-        Ok(LocalMessaging { broker, receipts, ids, protocol })
+        Ok(LocalMessaging { broker, receipts, ids, protocol, resent: Default::default() })
     }
 
     pub fn broker(&self) -> &Arc<BrokerInner> {
@@ -700,6 +702,52 @@ impl Messaging for LocalMessaging {
 
     fn message_bytes_max(&self) -> usize {
         self.broker.config.max_message_size_bytes
+    }
+
+    async fn topic_names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.broker.topics.all().iter().map(|t| t.topic_name.clone()).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn group_names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.broker.groups.all().iter().map(|g| g.group_name.clone()).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn group_runtime(&self, group: &str) -> Result<super::GroupRuntime> {
+        Ok(self.console_group_runtime(group))
+    }
+
+    async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        to: super::ResetTo,
+        dry_run: bool,
+    ) -> Result<Vec<super::OffsetReset>> {
+        self.console_reset_offsets(group, topic, to, dry_run)
+    }
+
+    async fn messages_by_time(&self, topic: &str, begin_ms: i64, end_ms: i64, max: usize) -> Result<super::TimeQuery> {
+        self.console_messages_by_time(topic, begin_ms, end_ms, max)
+    }
+
+    async fn delivery(&self, message: &Message) -> Result<Vec<super::Delivery>> {
+        Ok(self.console_delivery(message))
+    }
+
+    async fn resend_dead_letter(&self, group: &str, message_id: &str) -> Result<super::Published> {
+        self.console_resend_dead_letter(group, message_id).await
+    }
+
+    async fn topic_route(&self, topic: &str) -> Result<super::TopicRoute> {
+        self.console_topic_route(topic).await
+    }
+
+    async fn cluster_overview(&self) -> Result<super::ClusterOverview> {
+        self.console_cluster_overview().await
     }
 }
 

@@ -9,6 +9,7 @@
 //! Errors are [`Error`], named after RocketMQ 5's `apache.rocketmq.v2.Code`; the gateways map them
 //! to their protocol's statuses (HTTP: `gateway-http`'s `error.rs`).
 
+pub mod console;
 pub mod local;
 pub mod receipt;
 
@@ -285,6 +286,102 @@ pub struct BrokerView {
     pub name_servers: Vec<String>,
 }
 
+/// A consumer connected to the broker (a member of a group).
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub client_id: String,
+    pub addr: String,
+    pub language: String,
+    /// RocketMQ's version code of the client.
+    pub version: i32,
+}
+
+/// What the broker knows of a group's online consumers.
+#[derive(Clone, Debug, Default)]
+pub struct GroupRuntime {
+    pub members: Vec<Member>,
+    /// `(topic, subscription expression)`.
+    pub subscriptions: Vec<(String, String)>,
+    /// `CONSUME_ACTIVELY` (pull) or `CONSUME_PASSIVELY` (push); empty when nobody is online.
+    pub consume_type: String,
+    /// `CLUSTERING` or `BROADCASTING`; empty when nobody is online.
+    pub message_model: String,
+}
+
+/// One queue of an offset reset: where the group is, and where the reset puts it.
+#[derive(Clone, Debug)]
+pub struct OffsetReset {
+    pub topic: String,
+    pub queue_id: u32,
+    /// The committed offset before the reset; `None` when the group has none on this queue.
+    pub current: Option<u64>,
+    pub target: u64,
+    /// Messages the group will consume from the target (broker offset minus target).
+    pub lag_after: u64,
+}
+
+/// Where an offset reset moves a group to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetTo {
+    Earliest,
+    Latest,
+    /// The first message stored at or after this time, ms since the epoch.
+    Timestamp(i64),
+}
+
+/// A bounded scan of a topic by store time.
+#[derive(Clone, Debug, Default)]
+pub struct TimeQuery {
+    pub messages: Vec<Message>,
+    /// True when the scan stopped at its budget before the end of the time range.
+    pub partial: bool,
+}
+
+/// Whether a group has consumed a message.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub group: String,
+    /// `CONSUMED`, `NOT_CONSUMED_YET` or `NO_OFFSET` (the group never committed on this queue).
+    pub status: &'static str,
+    pub consumer_offset: Option<u64>,
+}
+
+/// One broker as the cluster page shows it.
+#[derive(Clone, Debug)]
+pub struct BrokerStatus {
+    pub cluster: String,
+    pub name: String,
+    pub id: i64,
+    pub addr: String,
+    /// `GET_BROKER_RUNTIME_INFO`'s table (`brokerVersionDesc`, `putTps`, `commitLogDiskRatio`,
+    /// `haSlaveLagBytes`, ...); empty when the broker did not answer.
+    pub runtime: std::collections::BTreeMap<String, String>,
+    /// Why the runtime table is missing.
+    pub error: Option<String>,
+}
+
+/// The cluster as the name servers see it, with each broker's runtime figures.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOverview {
+    pub name_servers: Vec<String>,
+    pub brokers: Vec<BrokerStatus>,
+    /// Why the name servers could not be asked (the list then holds this broker only).
+    pub name_server_error: Option<String>,
+}
+
+/// A topic's route as the name servers publish it.
+#[derive(Clone, Debug, Default)]
+pub struct TopicRoute {
+    /// `(broker name, broker id → address)`.
+    pub brokers: Vec<(String, std::collections::BTreeMap<u64, String>)>,
+    /// `(broker name, read queues, write queues, perm)`.
+    pub queues: Vec<(String, u32, u32, u32)>,
+}
+
+fn not_supported<T>(what: &str) -> Result<T> {
+    Err(Error::NotSupported(format!("{what} is not available through this gateway")))
+}
+
 /// The operations a gateway needs from the broker (or the cluster).
 pub trait Messaging: Send + Sync + 'static {
     /// Stores `messages` in `topic`. Several plain messages go in as one batch (one queue).
@@ -371,4 +468,69 @@ pub trait Messaging: Send + Sync + 'static {
 
     /// The largest message body accepted, bytes.
     fn message_bytes_max(&self) -> usize;
+
+    /// Names of every topic, sorted (cheaper than [`Messaging::topics`] for paging).
+    fn topic_names(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
+        async { Ok(self.topics().await?.into_iter().map(|t| t.name).collect()) }
+    }
+
+    /// Names of every consumer group, sorted.
+    fn group_names(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
+        async { Ok(self.groups().await?.into_iter().map(|g| g.name).collect()) }
+    }
+
+    /// The group's online members and subscriptions.
+    fn group_runtime(&self, group: &str) -> impl Future<Output = Result<GroupRuntime>> + Send {
+        let _ = group;
+        async { not_supported("group members") }
+    }
+
+    /// Moves (or, with `dry_run`, previews moving) `group`'s offsets on every queue of `topic`;
+    /// works whether or not a consumer is online (online ones are told the new offsets).
+    fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        to: ResetTo,
+        dry_run: bool,
+    ) -> impl Future<Output = Result<Vec<OffsetReset>>> + Send {
+        let _ = (group, topic, to, dry_run);
+        async { not_supported("offset reset") }
+    }
+
+    /// Messages of `topic` stored between `begin_ms` and `end_ms`, at most `max`.
+    fn messages_by_time(
+        &self,
+        topic: &str,
+        begin_ms: i64,
+        end_ms: i64,
+        max: usize,
+    ) -> impl Future<Output = Result<TimeQuery>> + Send {
+        let _ = (topic, begin_ms, end_ms, max);
+        async { not_supported("query by time") }
+    }
+
+    /// For each group that consumes the message's topic, whether it consumed the message.
+    fn delivery(&self, message: &Message) -> impl Future<Output = Result<Vec<Delivery>>> + Send {
+        let _ = message;
+        async { not_supported("delivery status") }
+    }
+
+    /// Sends a message of `%DLQ%<group>` back to `group` (through its retry topic); sending the
+    /// same dead letter again answers the first result.
+    fn resend_dead_letter(&self, group: &str, message_id: &str) -> impl Future<Output = Result<Published>> + Send {
+        let _ = (group, message_id);
+        async { not_supported("dead-letter resend") }
+    }
+
+    /// The route of `topic` from the name servers.
+    fn topic_route(&self, topic: &str) -> impl Future<Output = Result<TopicRoute>> + Send {
+        let _ = topic;
+        async { not_supported("topic routes") }
+    }
+
+    /// The cluster with each broker's runtime figures.
+    fn cluster_overview(&self) -> impl Future<Output = Result<ClusterOverview>> + Send {
+        async { not_supported("the cluster overview") }
+    }
 }

@@ -32,6 +32,7 @@
 //! | `rocketmq_plugin_messages_total` | counter | `plugin, role, result` (`in`, `passed`) |
 //! | `rocketmq_plugin_failures_total` | counter | `plugin, role, kind` (`error`, `trap_deadline`, ...) |
 //! | `rocketmq_plugin_invocation_duration_seconds` | histogram | `plugin, role` |
+//! | `rocketmq_amqp_*` (the AMQP door's, registered by `gateway-amqp` through [`Metrics::registry`]) | | `vhost`, ... |
 //!
 //! The plugin host keeps its own totals (`mqadmin plugin describe` shows them); the broker's
 //! scrape hook copies them in with [`Metrics::set_plugin_totals`]. HA lag is set the same way

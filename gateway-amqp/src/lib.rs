@@ -1,0 +1,383 @@
+//! The AMQP 0-9-1 door: ordinary AMQP clients (lapin, pika, amqplib, kombu) publish and consume
+//! on the broker's store, on the `amq-protocol` codec (the one lapin uses).
+//!
+//! The door calls the broker only through [`broker::messaging::Messaging`]. Its parts:
+//! `conn.rs` (handshake, frames, channels, every method), `model.rs` (exchanges, bindings,
+//! routing, `amqp.json`), `queue.rs` (one actor per queue: read positions, unacknowledged and
+//! requeued messages, consumers, prefetch), `props.rs` (AMQP message ⇄ RocketMQ message),
+//! `wire.rs` (frame reading with limits, encoding), `error.rs` (the one mapping to reply codes),
+//! `metrics.rs` (`rocketmq_amqp_*`).
+//!
+//! # Mapping onto the store
+//!
+//! - **Exchanges and bindings** are metadata only; routing happens once, at publish.
+//! - **A queue is a RocketMQ topic** `AMQP_Q_<sha256(name)[..20]>_<incarnation>` with one queue id
+//!   (a redeclared queue gets a new topic, so a deleted queue's messages never come back). A
+//!   message routed to N queues is N CommitLog records, one per queue, written as one batch per
+//!   queue for all the publishes of a channel that are waiting (so publisher confirms share a
+//!   group commit). This is not the single-write LMQ dispatch that `gateways.md` B.4.2
+//!   recommends: the messaging API has no multi-dispatch append yet.
+//! - **Per-message state** (delivered, unacknowledged, requeued) lives in the queue's actor; the
+//!   lowest unacknowledged offset is committed as the consumer offset of group `AMQP_G_<...>`, so
+//!   after a restart or a crash delivery resumes there (at least once). Requeued messages are
+//!   delivered again soon, before newer ones, with `redelivered` set. The broker-side pop
+//!   (receive/ack/change invisible time) is not used: its requeue goes through the retry topic,
+//!   which delays a requeue by seconds, where RabbitMQ redelivers at once.
+//! - **Durable metadata**: durable exchanges, queues and the bindings between durable objects are
+//!   in `<store>/config/amqp.json` (written to a temporary file, fsynced, renamed), reloaded at
+//!   start. Non-durable queues vanish at restart; their topics are deleted then.
+//! - **Interop**: a queue declared with `x-rocketmq-topic: T` reads the existing topic `T` (every
+//!   queue id, from its first offset), so AMQP consumers get what native producers wrote;
+//!   messages published over AMQP are normal RocketMQ messages (routing key as tag and `AMQP_RK`,
+//!   properties as listed in `props.rs`) that native consumers of the queue's topic can read.
+//! - **Confirms**: `basic.ack` is sent once the broker's publish returned, i.e. after the
+//!   configured durability (flushed under SYNC_FLUSH, replicated under SYNC_MASTER); a store
+//!   error or a durability timeout gives `basic.nack`. Unroutable messages are confirmed at once
+//!   (after the `basic.return` of a mandatory one).
+//!
+//! Only the vhost `/` exists; users are one configured user (`amqpDefaultUser` /
+//! `amqpDefaultPass`, default `guest`/`guest`, which like RabbitMQ's `guest` may only log in from
+//! a loopback address).
+//!
+//! # Limits
+//!
+//! | limit | value | when exceeded |
+//! |---|---|---|
+//! | frame size | `amqpFrameMax`, 131,072 bytes, offered in `connection.tune` | `connection.close` 501 before the frame is buffered |
+//! | channels per connection | `amqpChannelMax`, 2,047 | `connection.close` 530 |
+//! | message body | the broker's `maxMessageSize` | `channel.close` 406 as soon as the content header announces it |
+//! | encoded message properties | [`props::PROPERTIES_BYTES_MAX`], 16 KiB | `channel.close` 406 |
+//! | connections | [`CONNECTIONS_MAX`], 4,096 | the new socket is closed |
+//! | handshake time | [`HANDSHAKE_TIMEOUT_MS`], 10 s | the socket is closed |
+//! | missed heartbeats | two intervals of silence from the client | the socket is closed |
+//! | publishes buffered in a transaction | [`conn::TX_MESSAGES_MAX`], 65,536 | `channel.close` 406 |
+
+pub mod conn;
+pub mod error;
+pub mod metrics;
+pub mod model;
+pub mod props;
+pub mod queue;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use broker::messaging::Messaging;
+use sha2::Digest;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+use crate::error::Fail;
+use crate::metrics::AmqpMetrics;
+use crate::model::{Dest, Model};
+use crate::queue::{QueueHandle, QueueSpec};
+
+/// Open connections at most.
+pub const CONNECTIONS_MAX: usize = 4096;
+/// Time from accept to `connection.open`.
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// How often the disk-full state is checked for `connection.blocked`.
+pub const BLOCKED_CHECK_MS: u64 = 1_000;
+/// The producer group AMQP publishes are stored under.
+pub const PRODUCER_GROUP: &str = "AMQP_PRODUCER";
+
+/// The door's settings (from `broker.properties`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub user: String,
+    pub pass: String,
+    pub frame_max_bytes: u32,
+    pub channel_max: u16,
+    pub heartbeat_s: u16,
+    /// Where `amqp.json` lives (the store's `config` directory).
+    pub config_dir: PathBuf,
+}
+
+/// Why the door could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("binding {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("reading the AMQP metadata: {0}")]
+    Metadata(std::io::Error),
+    #[error("registering the AMQP metrics: {0}")]
+    Metrics(prometheus::Error),
+}
+
+/// What every connection shares.
+pub(crate) struct Shared<M: Messaging> {
+    pub messaging: Arc<M>,
+    pub metrics: Arc<AmqpMetrics>,
+    pub settings: Settings,
+    pub model: RwLock<Model>,
+    /// Serialises declare and delete (they await the broker between reading and changing the model).
+    pub admin: tokio::sync::Mutex<()>,
+    pub next_id: AtomicU64,
+    pub blocked: watch::Receiver<bool>,
+    pub message_bytes_max: usize,
+    pub dead_letters: mpsc::UnboundedSender<queue::DeadLetter>,
+}
+
+/// A running AMQP door; dropping it (or [`AmqpServer::shutdown`]) stops accepting.
+pub struct AmqpServer {
+    local_addr: SocketAddr,
+    stop: Arc<Notify>,
+}
+
+impl AmqpServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn shutdown(&self) {
+        self.stop.notify_one();
+    }
+}
+
+impl Drop for AmqpServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Loads `amqp.json`, starts the durable queues, binds `addr` and serves the door on the current
+/// tokio runtime.
+///
+/// # Errors
+///
+/// The address cannot be bound, the metadata file is unreadable, or the metric names are taken.
+pub async fn serve<M: Messaging>(
+    addr: &str,
+    messaging: Arc<M>,
+    registry: &prometheus::Registry,
+    settings: Settings,
+) -> Result<AmqpServer, StartError> {
+    let metrics = Arc::new(AmqpMetrics::new(registry).map_err(StartError::Metrics)?);
+    let (mut model, records) = Model::load(&settings.config_dir).map_err(StartError::Metadata)?;
+    let (dead_letters, dead_letter_rx) = mpsc::unbounded_channel();
+    for r in records {
+        let spec = QueueSpec {
+            name: r.name.clone(),
+            topic: r.topic.clone(),
+            durable: true,
+            exclusive_owner: None,
+            auto_delete: r.auto_delete,
+            arguments: r.arguments,
+        };
+        let q = queue::start(messaging.clone(), metrics.clone(), dead_letters.clone(), spec).await;
+        model.queues.insert(r.name, q);
+    }
+    // Topics of queues that did not survive (non-durable ones) are removed.
+    if let Ok(topics) = messaging.topics().await {
+        let kept: std::collections::HashSet<&str> = model.queues.values().map(|q| q.topic.as_str()).collect();
+        for t in topics.iter().filter(|t| t.name.starts_with("AMQP_Q_") && !kept.contains(t.name.as_str())) {
+            let _ = messaging.delete_topic(&t.name).await;
+        }
+    }
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr: addr.to_owned(), source })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: addr.to_owned(), source })?;
+    let (blocked_tx, blocked) = watch::channel(false);
+    let message_bytes_max = messaging.message_bytes_max();
+    let shared = Arc::new(Shared {
+        messaging,
+        metrics,
+        settings,
+        model: RwLock::new(model),
+        admin: tokio::sync::Mutex::new(()),
+        next_id: AtomicU64::new(1),
+        blocked,
+        message_bytes_max,
+        dead_letters,
+    });
+    tokio::spawn(dead_letter_loop(shared.clone(), dead_letter_rx));
+    let stop = Arc::new(Notify::new());
+    let stop_accept = stop.clone();
+    let watcher = shared.clone();
+    let disk = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(BLOCKED_CHECK_MS)).await;
+            let full = !watcher.messaging.readiness().await.disk_ok;
+            blocked_tx.send_if_modified(|b| std::mem::replace(b, full) != full);
+        }
+    });
+    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop_accept.notified() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "AMQP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, max = CONNECTIONS_MAX, "AMQP connection limit reached; closing the new connection");
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                conn::run(shared, stream, peer).await;
+                drop(permit);
+            });
+        }
+        disk.abort();
+    });
+    Ok(AmqpServer { local_addr, stop })
+}
+
+/// Republishes dead-lettered messages through their dead-letter exchange, with the `x-death`
+/// header (and `x-first-death-*`) RabbitMQ adds.
+async fn dead_letter_loop<M: Messaging>(shared: Arc<Shared<M>>, mut rx: mpsc::UnboundedReceiver<queue::DeadLetter>) {
+    use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString};
+    while let Some(d) = rx.recv().await {
+        let delivery = props::to_delivery(&d.message);
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.as_secs());
+        let mut death = FieldTable::default();
+        death.insert("count".into(), AMQPValue::LongLongInt(1));
+        death.insert("reason".into(), AMQPValue::LongString(LongString::from(d.reason)));
+        death.insert("queue".into(), AMQPValue::LongString(LongString::from(d.queue.as_str())));
+        death.insert("time".into(), AMQPValue::Timestamp(now_s));
+        death.insert("exchange".into(), AMQPValue::LongString(LongString::from(delivery.exchange.as_str())));
+        death.insert(
+            "routing-keys".into(),
+            AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::LongString(LongString::from(
+                delivery.routing_key.as_str(),
+            ))])),
+        );
+        let mut deaths = match headers.inner().get("x-death") {
+            Some(AMQPValue::FieldArray(a)) => a.as_slice().to_vec(),
+            _ => Vec::new(),
+        };
+        deaths.insert(0, AMQPValue::FieldTable(death));
+        headers.insert("x-death".into(), AMQPValue::FieldArray(FieldArray::from(deaths)));
+        if !headers.contains_key("x-first-death-reason") {
+            headers.insert("x-first-death-reason".into(), AMQPValue::LongString(LongString::from(d.reason)));
+            headers.insert("x-first-death-queue".into(), AMQPValue::LongString(LongString::from(d.queue.as_str())));
+            headers.insert(
+                "x-first-death-exchange".into(),
+                AMQPValue::LongString(LongString::from(delivery.exchange.as_str())),
+            );
+        }
+        let properties = delivery.properties.with_headers(headers);
+        let key = d.routing_key.unwrap_or(delivery.routing_key);
+        let targets = {
+            let model = shared.model.read().unwrap_or_else(|e| e.into_inner());
+            model.route(&d.exchange, &key, properties.headers().as_ref()).unwrap_or_default()
+        };
+        let Some(msg) = props::to_outgoing(&d.exchange, &key, &properties, delivery.body) else { continue };
+        for q in targets {
+            if let Err(e) = shared.messaging.publish(&q.topic, vec![msg.clone()], PRODUCER_GROUP).await {
+                tracing::warn!(queue = %q.name, error = %e, "dead-lettered message not stored");
+            }
+            q.send(queue::Cmd::Poke);
+        }
+    }
+}
+
+/// A queue's own topic name: `AMQP_Q_` + 20 hex digits of the name's SHA-256 + an incarnation.
+fn queue_topic(name: &str) -> String {
+    let hash = sha2::Sha256::digest(name.as_bytes());
+    let hex: String = hash.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    format!("AMQP_Q_{hex}_{now:x}")
+}
+
+impl<M: Messaging> Shared<M> {
+    /// The queue, if this connection may use it (405 for another connection's exclusive queue).
+    pub fn queue(&self, conn: u64, name: &str) -> Result<Arc<QueueHandle>, Fail> {
+        let model = self.model.read().unwrap_or_else(|e| e.into_inner());
+        let q = model.queues.get(name).cloned().ok_or_else(|| Fail::not_found("queue", name))?;
+        check_owner(&q, conn)?;
+        Ok(q)
+    }
+
+    /// Creates a queue's topic and actor and adds it to the model.
+    pub async fn create_queue(&self, mut spec: QueueSpec, own_topic: bool) -> Result<Arc<QueueHandle>, Fail> {
+        if own_topic {
+            spec.topic = queue_topic(&spec.name);
+            self.messaging.put_topic(&spec.topic, 1, 1).await?;
+        } else {
+            self.messaging.topic(&spec.topic).await?;
+        }
+        let durable = spec.durable;
+        let name = spec.name.clone();
+        let q = queue::start(self.messaging.clone(), self.metrics.clone(), self.dead_letters.clone(), spec).await;
+        let mut model = self.model.write().unwrap_or_else(|e| e.into_inner());
+        model.queues.insert(name, q.clone());
+        if durable {
+            model.save();
+        }
+        Ok(q)
+    }
+
+    /// Deletes a queue: its consumers are cancelled (with a notification), its bindings removed,
+    /// its own topic deleted. A queue that does not exist is deleted already (0 messages).
+    pub async fn delete_queue(&self, conn: u64, name: &str, if_unused: bool, if_empty: bool) -> Result<u32, Fail> {
+        let _admin = self.admin.lock().await;
+        let q = {
+            let model = self.model.read().unwrap_or_else(|e| e.into_inner());
+            match model.queues.get(name) {
+                Some(q) => q.clone(),
+                None => return Ok(0),
+            }
+        };
+        check_owner(&q, conn)?;
+        let count = match q.ask(|reply| queue::Cmd::Delete { if_unused, if_empty, reply }).await {
+            Some(r) => r?,
+            None => 0,
+        };
+        {
+            let mut model = self.model.write().unwrap_or_else(|e| e.into_inner());
+            if model.queues.get(name).is_some_and(|x| Arc::ptr_eq(x, &q)) {
+                model.queues.remove(name);
+            }
+            let changed = model.unbind_all(&Dest::Queue(name.to_owned()));
+            if q.durable || changed {
+                model.save();
+            }
+        }
+        if q.topic.starts_with("AMQP_Q_") {
+            let _ = self.messaging.delete_topic(&q.topic).await;
+        }
+        let _ = self.messaging.delete_group(&q.group).await;
+        Ok(count)
+    }
+
+    /// Deletes the exclusive queues of a connection that ended.
+    pub async fn drop_exclusive(&self, conn: u64) {
+        let names: Vec<String> = {
+            let model = self.model.read().unwrap_or_else(|e| e.into_inner());
+            model.queues.values().filter(|q| q.exclusive_owner == Some(conn)).map(|q| q.name.clone()).collect()
+        };
+        for n in names {
+            if let Err(e) = self.delete_queue(conn, &n, false, false).await {
+                tracing::debug!(queue = %n, error = %e, "exclusive queue not deleted");
+            }
+        }
+    }
+}
+
+fn check_owner(q: &QueueHandle, conn: u64) -> Result<(), Fail> {
+    match q.exclusive_owner {
+        Some(owner) if owner != conn => Err(Fail::new(
+            error::RESOURCE_LOCKED,
+            format!(
+                "cannot obtain exclusive access to locked queue '{}' in vhost '/' (it belongs to another connection)",
+                q.name
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
