@@ -10,8 +10,7 @@
 //!
 //! Writes go through one writer task per connection (deliveries from the queues' actors, replies,
 //! confirms and heartbeats share it, so their order on the wire is the order they were queued).
-//! Publishes go to a publisher task per channel, which stores whatever is waiting as one batch
-//! per queue and then confirms it in sequence order, coalescing acks with `multiple`.
+//! Publishes go to a publisher task per channel (`publisher.rs`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +22,7 @@ use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::protocol::{AMQPClass, basic, channel, confirm, connection, exchange, queue, tx};
 use amq_protocol::types::{AMQPValue, FieldTable};
-use broker::messaging::{Messaging, OutgoingMessage};
+use broker::messaging::Messaging;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,17 +32,14 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{self, Fail};
 use crate::model::{Binding, Dest, Exchange, Kind};
 use crate::props::{self, short};
-use crate::queue::{Cmd, Consumer, Ledger, Overflow, QueueHandle, QueueSpec, Settle, Unacked};
-use crate::{HANDSHAKE_TIMEOUT_MS, PRODUCER_GROUP, Shared, wire};
+use crate::publisher::{PUBLISH_QUEUE_MESSAGES, PubItem, publish_loop};
+use crate::queue::{Cmd, Consumer, Ledger, QueueHandle, QueueSpec, Settle, Unacked};
+use crate::{HANDSHAKE_TIMEOUT_MS, Shared, wire};
 
 /// Publishes buffered by one transaction.
 pub const TX_MESSAGES_MAX: usize = 65_536;
 /// Frames queued for the writer of one connection.
 pub const WRITE_QUEUE_FRAMES: usize = 1024;
-/// Publishes waiting for one channel's publisher task.
-pub const PUBLISH_QUEUE_MESSAGES: usize = 4096;
-/// Publishes stored together at most (per channel, per round).
-pub const PUBLISH_BATCH_MESSAGES: usize = 256;
 /// How long a closing connection waits for the client's `close-ok`.
 pub const CLOSE_WAIT_MS: u64 = 2_000;
 /// The most reserved for a message body before its bytes arrive.
@@ -52,18 +48,6 @@ pub const BODY_RESERVE_BYTES_MAX: usize = 128 * 1024;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// The frame size allowed before `connection.tune` (the specification's minimum).
 const FRAME_MIN_BYTES: u32 = 4096;
-
-/// A publish waiting for the publisher task.
-enum PubItem {
-    Msg {
-        seq: Option<u64>,
-        topics: Vec<String>,
-        queues: Vec<Arc<QueueHandle>>,
-        msg: Option<OutgoingMessage>,
-    },
-    /// Answered once everything queued before it is stored (`true` when all of it was).
-    Barrier(oneshot::Sender<bool>),
-}
 
 /// A publish whose content is still arriving.
 struct Pending {
@@ -1259,132 +1243,4 @@ fn random_suffix() -> String {
         out.push_str(&format!("{:016x}", h.finish()));
     }
     out
-}
-
-/// Stores what a channel published, in order, one batch per queue, then confirms.
-async fn publish_loop<M: Messaging>(
-    shared: Arc<Shared<M>>,
-    ch: u16,
-    mut rx: mpsc::Receiver<PubItem>,
-    out: mpsc::Sender<Vec<u8>>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < PUBLISH_BATCH_MESSAGES {
-            match rx.try_recv() {
-                Ok(x) => batch.push(x),
-                Err(_) => break,
-            }
-        }
-        // Group the messages by topic, keeping their order.
-        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-        for (i, item) in batch.iter().enumerate() {
-            if let PubItem::Msg { topics, msg: Some(_), .. } = item {
-                for t in topics {
-                    match groups.iter_mut().find(|(g, _)| g == t) {
-                        Some((_, v)) => v.push(i),
-                        None => groups.push((t.clone(), vec![i])),
-                    }
-                }
-            }
-        }
-        let mut failed = vec![false; batch.len()];
-        for (topic, idxs) in &mut groups {
-            // `x-max-length` with `reject-publish`: what does not fit is refused (nacked).
-            let limited = idxs.first().and_then(|&i| match &batch[i] {
-                PubItem::Msg { queues, .. } => queues
-                    .iter()
-                    .find(|q| q.topic == *topic && q.overflow == Overflow::RejectPublish && q.max_length.is_some())
-                    .cloned(),
-                PubItem::Barrier(_) => None,
-            });
-            if let Some(q) = limited {
-                let (ready, _) = q.ask(Cmd::Stats).await.unwrap_or((0, 0));
-                let room = q.max_length.unwrap_or(0).saturating_sub(u64::from(ready)) as usize;
-                if idxs.len() > room {
-                    for &i in &idxs[room..] {
-                        failed[i] = true;
-                    }
-                    idxs.truncate(room);
-                }
-                if idxs.is_empty() {
-                    continue;
-                }
-            }
-            let msgs: Vec<OutgoingMessage> = idxs
-                .iter()
-                .filter_map(|&i| match &batch[i] {
-                    PubItem::Msg { msg: Some(m), .. } => Some(m.clone()),
-                    _ => None,
-                })
-                .collect();
-            match shared.messaging.publish(topic, msgs, PRODUCER_GROUP).await {
-                Ok(published) => {
-                    for (k, p) in published.iter().enumerate() {
-                        if p.status != "SEND_OK"
-                            && let Some(&i) = idxs.get(k)
-                        {
-                            failed[i] = true;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(%topic, error = %e, "AMQP publish not stored");
-                    for &i in idxs.iter() {
-                        failed[i] = true;
-                    }
-                }
-            }
-        }
-        let mut poked: Vec<usize> = Vec::new();
-        for item in &batch {
-            if let PubItem::Msg { queues, .. } = item {
-                for q in queues {
-                    let key = Arc::as_ptr(q) as usize;
-                    if !poked.contains(&key) {
-                        poked.push(key);
-                        q.send(Cmd::Poke);
-                    }
-                }
-            }
-        }
-        // Confirms in sequence order: runs of acks coalesced with `multiple`.
-        let mut frames = Vec::new();
-        let mut run: Option<(u64, usize)> = None;
-        let mut all_ok = true;
-        let flush = |run: &mut Option<(u64, usize)>, frames: &mut Vec<u8>| {
-            if let Some((last, n)) = run.take() {
-                let ack = basic::Ack { delivery_tag: last, multiple: n > 1 };
-                wire::push(frames, &AMQPFrame::Method(ch, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))));
-                shared.metrics.confirmed.inc_by(n as u64);
-            }
-        };
-        for (i, item) in batch.into_iter().enumerate() {
-            match item {
-                PubItem::Msg { seq: Some(s), .. } => {
-                    if failed[i] {
-                        all_ok = false;
-                        flush(&mut run, &mut frames);
-                        let nack = basic::Nack { delivery_tag: s, multiple: false, requeue: false };
-                        wire::push(
-                            &mut frames,
-                            &AMQPFrame::Method(ch, AMQPClass::Basic(basic::AMQPMethod::Nack(nack))),
-                        );
-                        shared.metrics.nacked.inc();
-                    } else {
-                        run = Some((s, run.map_or(1, |(_, n)| n + 1)));
-                    }
-                }
-                PubItem::Msg { seq: None, .. } => all_ok &= !failed[i],
-                PubItem::Barrier(done) => {
-                    let _ = done.send(all_ok);
-                    all_ok = true;
-                }
-            }
-        }
-        flush(&mut run, &mut frames);
-        if !frames.is_empty() && out.send(frames).await.is_err() {
-            break;
-        }
-    }
 }

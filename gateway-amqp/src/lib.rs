@@ -2,9 +2,10 @@
 //! on the broker's store, on the `amq-protocol` codec (the one lapin uses).
 //!
 //! The door calls the broker only through [`broker::messaging::Messaging`]. Its parts:
-//! `conn.rs` (handshake, frames, channels, every method), `model.rs` (exchanges, bindings,
-//! routing, `amqp.json`), `queue.rs` (one actor per queue: read positions, unacknowledged and
-//! requeued messages, consumers, prefetch), `props.rs` (AMQP message ⇄ RocketMQ message),
+//! `conn.rs` (handshake, frames, channels, every method), `publisher.rs` (a channel's batched
+//! stores and confirms), `model.rs` (exchanges, bindings, routing, `amqp.json`), `queue.rs` (one
+//! actor per queue: read positions, unacknowledged and requeued messages, consumers, prefetch),
+//! `props.rs` (AMQP message ⇄ RocketMQ message),
 //! `wire.rs` (frame reading with limits, encoding), `error.rs` (the one mapping to reply codes),
 //! `metrics.rs` (`rocketmq_amqp_*`).
 //!
@@ -57,6 +58,7 @@ pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod props;
+pub mod publisher;
 pub mod queue;
 pub mod wire;
 

@@ -1,0 +1,158 @@
+//! A channel's publisher task: stores whatever publishes are waiting as one batch per queue (in
+//! order, refusing what an `x-max-length` queue with `reject-publish` has no room for), wakes the
+//! queues' actors, then confirms in sequence order, coalescing runs of acks with `multiple`.
+
+use std::sync::Arc;
+
+use amq_protocol::frame::AMQPFrame;
+use amq_protocol::protocol::{AMQPClass, basic};
+use broker::messaging::{Messaging, OutgoingMessage};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::queue::{Cmd, Overflow, QueueHandle};
+use crate::{PRODUCER_GROUP, Shared, wire};
+
+/// Publishes waiting for one channel's publisher task.
+pub const PUBLISH_QUEUE_MESSAGES: usize = 4096;
+/// Publishes stored together at most (per channel, per round).
+pub const PUBLISH_BATCH_MESSAGES: usize = 256;
+
+/// A publish waiting for the publisher task.
+pub(crate) enum PubItem {
+    Msg {
+        seq: Option<u64>,
+        topics: Vec<String>,
+        queues: Vec<Arc<QueueHandle>>,
+        msg: Option<OutgoingMessage>,
+    },
+    /// Answered once everything queued before it is stored (`true` when all of it was).
+    Barrier(oneshot::Sender<bool>),
+}
+
+/// Stores what a channel published, in order, one batch per queue, then confirms.
+pub(crate) async fn publish_loop<M: Messaging>(
+    shared: Arc<Shared<M>>,
+    ch: u16,
+    mut rx: mpsc::Receiver<PubItem>,
+    out: mpsc::Sender<Vec<u8>>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < PUBLISH_BATCH_MESSAGES {
+            match rx.try_recv() {
+                Ok(x) => batch.push(x),
+                Err(_) => break,
+            }
+        }
+        // Group the messages by topic, keeping their order.
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, item) in batch.iter().enumerate() {
+            if let PubItem::Msg { topics, msg: Some(_), .. } = item {
+                for t in topics {
+                    match groups.iter_mut().find(|(g, _)| g == t) {
+                        Some((_, v)) => v.push(i),
+                        None => groups.push((t.clone(), vec![i])),
+                    }
+                }
+            }
+        }
+        let mut failed = vec![false; batch.len()];
+        for (topic, idxs) in &mut groups {
+            // `x-max-length` with `reject-publish`: what does not fit is refused (nacked).
+            let limited = idxs.first().and_then(|&i| match &batch[i] {
+                PubItem::Msg { queues, .. } => queues
+                    .iter()
+                    .find(|q| q.topic == *topic && q.overflow == Overflow::RejectPublish && q.max_length.is_some())
+                    .cloned(),
+                PubItem::Barrier(_) => None,
+            });
+            if let Some(q) = limited {
+                let (ready, _) = q.ask(Cmd::Stats).await.unwrap_or((0, 0));
+                let room = q.max_length.unwrap_or(0).saturating_sub(u64::from(ready)) as usize;
+                if idxs.len() > room {
+                    for &i in &idxs[room..] {
+                        failed[i] = true;
+                    }
+                    idxs.truncate(room);
+                }
+                if idxs.is_empty() {
+                    continue;
+                }
+            }
+            let msgs: Vec<OutgoingMessage> = idxs
+                .iter()
+                .filter_map(|&i| match &batch[i] {
+                    PubItem::Msg { msg: Some(m), .. } => Some(m.clone()),
+                    _ => None,
+                })
+                .collect();
+            match shared.messaging.publish(topic, msgs, PRODUCER_GROUP).await {
+                Ok(published) => {
+                    for (k, p) in published.iter().enumerate() {
+                        if p.status != "SEND_OK"
+                            && let Some(&i) = idxs.get(k)
+                        {
+                            failed[i] = true;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%topic, error = %e, "AMQP publish not stored");
+                    for &i in idxs.iter() {
+                        failed[i] = true;
+                    }
+                }
+            }
+        }
+        let mut poked: Vec<usize> = Vec::new();
+        for item in &batch {
+            if let PubItem::Msg { queues, .. } = item {
+                for q in queues {
+                    let key = Arc::as_ptr(q) as usize;
+                    if !poked.contains(&key) {
+                        poked.push(key);
+                        q.send(Cmd::Poke);
+                    }
+                }
+            }
+        }
+        // Confirms in sequence order: runs of acks coalesced with `multiple`.
+        let mut frames = Vec::new();
+        let mut run: Option<(u64, usize)> = None;
+        let mut all_ok = true;
+        let flush = |run: &mut Option<(u64, usize)>, frames: &mut Vec<u8>| {
+            if let Some((last, n)) = run.take() {
+                let ack = basic::Ack { delivery_tag: last, multiple: n > 1 };
+                wire::push(frames, &AMQPFrame::Method(ch, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))));
+                shared.metrics.confirmed.inc_by(n as u64);
+            }
+        };
+        for (i, item) in batch.into_iter().enumerate() {
+            match item {
+                PubItem::Msg { seq: Some(s), .. } => {
+                    if failed[i] {
+                        all_ok = false;
+                        flush(&mut run, &mut frames);
+                        let nack = basic::Nack { delivery_tag: s, multiple: false, requeue: false };
+                        wire::push(
+                            &mut frames,
+                            &AMQPFrame::Method(ch, AMQPClass::Basic(basic::AMQPMethod::Nack(nack))),
+                        );
+                        shared.metrics.nacked.inc();
+                    } else {
+                        run = Some((s, run.map_or(1, |(_, n)| n + 1)));
+                    }
+                }
+                PubItem::Msg { seq: None, .. } => all_ok &= !failed[i],
+                PubItem::Barrier(done) => {
+                    let _ = done.send(all_ok);
+                    all_ok = true;
+                }
+            }
+        }
+        flush(&mut run, &mut frames);
+        if !frames.is_empty() && out.send(frames).await.is_err() {
+            break;
+        }
+    }
+}
