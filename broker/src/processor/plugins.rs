@@ -20,14 +20,13 @@ use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
 use super::error::{Error, Result};
-use super::pop::{PROPERTY_ORIGIN_MESSAGE_ID, PROPERTY_RETRY_TOPIC};
 use super::{BrokerInner, Role as BrokerRole, ok};
 use crate::plugin::{Binding, Decision, PluginMessage, Resolution, Role, RouteDecision};
 use crate::protocol::{
     Headers, PERM_READ, PERM_WRITE, RETRY_GROUP_TOPIC_PREFIX, TopicConfig, body, dlq_topic, request,
 };
 use crate::remoting::RemotingCommand;
-use crate::store::format::{PROPERTY_UNIQ_KEY, Scanned, StoredRecord, scan_record};
+use crate::store::format::{Scanned, StoredRecord, scan_record};
 
 /// Log lines `PLUGIN_LOGS` returns unless asked otherwise, and at most.
 const LOG_LINES_DEFAULT: usize = 100;
@@ -227,18 +226,7 @@ pub(super) fn dead_letter_poison(broker: &BrokerInner, group: &str, records: &[B
         }
         let dlq = dlq_topic(group);
         broker.topics.create_if_absent(&dlq, 1, PERM_READ | PERM_WRITE, 0);
-        let mut props = crate::protocol::parse_properties(rec.properties);
-        if !props.iter().any(|(k, _)| k == PROPERTY_RETRY_TOPIC) {
-            props.push((PROPERTY_RETRY_TOPIC.to_owned(), topic.clone()));
-        }
-        if !props.iter().any(|(k, _)| k == PROPERTY_ORIGIN_MESSAGE_ID) {
-            let id = props
-                .iter()
-                .find(|(k, _)| k == PROPERTY_UNIQ_KEY)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| crate::protocol::message_id::offset_msg_id(rec.store_host, rec.physical_offset));
-            props.push((PROPERTY_ORIGIN_MESSAGE_ID.to_owned(), id));
-        }
+        let (_, props) = super::pop::copy_properties(&rec);
         let mut msg = rec.to_input();
         msg.topic = dlq;
         msg.queue_id = 0;

@@ -44,7 +44,7 @@ use crate::filter::Subscription;
 use crate::metrics::Protocol;
 use crate::protocol::{self, Headers, PERM_READ, PERM_WRITE, RETRY_GROUP_TOPIC_PREFIX, dlq_topic, response};
 use crate::remoting::RemotingCommand;
-use crate::store::format::{PROPERTY_DELAY, PROPERTY_UNIQ_KEY, Scanned, scan_record};
+use crate::store::format::{PROPERTY_DELAY, PROPERTY_UNIQ_KEY, Scanned, StoredRecord, scan_record};
 use crate::store::{GetStatus, now_ms};
 
 /// The state file, under `<storePathRootDir>/config/`.
@@ -70,8 +70,8 @@ const STATE_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// A lease that could not be revived (the store refused the copy) is tried again this much later.
 const REVIVE_RETRY_MS: i64 = 1_000;
 /// Property naming the topic a retried message was first sent to.
-pub(super) const PROPERTY_RETRY_TOPIC: &str = "RETRY_TOPIC";
-pub(super) const PROPERTY_ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+const PROPERTY_RETRY_TOPIC: &str = "RETRY_TOPIC";
+const PROPERTY_ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
 /// `extraInfo` retry flags (RocketMQ 5 `ExtraInfoUtil`): normal topic, pop retry topic.
 const EXTRA_NORMAL: &str = "0";
 const EXTRA_RETRY: &str = "1";
@@ -578,6 +578,31 @@ pub async fn revive_due(broker: &Arc<BrokerInner>) {
     }
 }
 
+/// The properties of a stored message copied under another topic (retry or dead letter), and its
+/// original topic: `RETRY_TOPIC` names the original topic and `ORIGIN_MESSAGE_ID` its id (the
+/// unique key, else the offset id), unless an earlier copy set them; no delay level.
+pub(super) fn copy_properties(rec: &StoredRecord<'_>) -> (String, Vec<(String, String)>) {
+    let mut props = protocol::parse_properties(rec.properties);
+    let base_topic = props
+        .iter()
+        .find(|(k, _)| k == PROPERTY_RETRY_TOPIC)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| rec.topic.to_owned());
+    if !props.iter().any(|(k, _)| k == PROPERTY_RETRY_TOPIC) {
+        props.push((PROPERTY_RETRY_TOPIC.to_owned(), base_topic.clone()));
+    }
+    if !props.iter().any(|(k, _)| k == PROPERTY_ORIGIN_MESSAGE_ID) {
+        let id = props
+            .iter()
+            .find(|(k, _)| k == PROPERTY_UNIQ_KEY)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| protocol::message_id::offset_msg_id(rec.store_host, rec.physical_offset));
+        props.push((PROPERTY_ORIGIN_MESSAGE_ID.to_owned(), id));
+    }
+    props.retain(|(k, _)| k != PROPERTY_DELAY);
+    (base_topic, props)
+}
+
 /// Copies one message for redelivery. True when done (or when the message is gone, so there is
 /// nothing to redeliver).
 async fn revive_one(broker: &Arc<BrokerInner>, key: &QueueKey, offset: u64) -> bool {
@@ -591,21 +616,7 @@ async fn revive_one(broker: &Arc<BrokerInner>, key: &QueueKey, offset: u64) -> b
     };
     let group = &key.group;
     let max_times = broker.groups.find_or_create(group).map_or(16, |g| g.retry_max_times);
-    let mut props = protocol::parse_properties(rec.properties);
-    let base_topic = props
-        .iter()
-        .find(|(k, _)| k == PROPERTY_RETRY_TOPIC)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| rec.topic.to_owned());
-    if !props.iter().any(|(k, _)| k == PROPERTY_RETRY_TOPIC) {
-        props.push((PROPERTY_RETRY_TOPIC.to_owned(), base_topic.clone()));
-    }
-    if !props.iter().any(|(k, _)| k == PROPERTY_ORIGIN_MESSAGE_ID)
-        && let Some(uniq) = props.iter().find(|(k, _)| k == PROPERTY_UNIQ_KEY).map(|(_, v)| v.clone())
-    {
-        props.push((PROPERTY_ORIGIN_MESSAGE_ID.to_owned(), uniq));
-    }
-    props.retain(|(k, _)| k != PROPERTY_DELAY);
+    let (base_topic, props) = copy_properties(&rec);
     let reconsume_times = rec.reconsume_times.saturating_add(1);
     let to_dlq = reconsume_times > max_times;
     let target = if to_dlq { dlq_topic(group) } else { pop_retry_topic(group, &base_topic) };
