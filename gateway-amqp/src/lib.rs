@@ -71,7 +71,7 @@ use std::time::Duration;
 use broker::messaging::Messaging;
 use sha2::Digest;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::error::Fail;
 use crate::metrics::AmqpMetrics;
@@ -198,7 +198,6 @@ pub async fn serve<M: Messaging>(
     });
     tokio::spawn(dead_letter_loop(shared.clone(), dead_letter_rx));
     let stop = Arc::new(Notify::new());
-    let stop_accept = stop.clone();
     let watcher = shared.clone();
     let disk = tokio::spawn(async move {
         loop {
@@ -207,32 +206,15 @@ pub async fn serve<M: Messaging>(
             blocked_tx.send_if_modified(|b| std::mem::replace(b, full) != full);
         }
     });
-    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let accepting = broker::remoting::accept::spawn_accept_loop(
+        listener,
+        stop.clone(),
+        CONNECTIONS_MAX,
+        "AMQP",
+        move |stream, peer| conn::run(shared.clone(), stream, peer),
+    );
     tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stop_accept.notified() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "AMQP accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, max = CONNECTIONS_MAX, "AMQP connection limit reached; closing the new connection");
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                conn::run(shared, stream, peer).await;
-                drop(permit);
-            });
-        }
+        let _ = accepting.await;
         disk.abort();
     });
     Ok(AmqpServer { local_addr, stop })

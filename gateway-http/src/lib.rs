@@ -208,30 +208,15 @@ where
         TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr: addr.to_owned(), source })?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: addr.to_owned(), source })?;
     let stop = Arc::new(Notify::new());
-    let stop_accept = stop.clone();
-    let slots = Arc::new(Semaphore::new(limits.connections_max));
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stop_accept.notified() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "HTTP accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, max = limits.connections_max, "HTTP connection limit reached; closing the new connection");
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
+    broker::remoting::accept::spawn_accept_loop(
+        listener,
+        stop.clone(),
+        limits.connections_max,
+        "HTTP",
+        move |stream, peer| {
             let handler = handler.clone();
             let gauge = gauge.clone();
-            tokio::spawn(async move {
+            async move {
                 if let Some(g) = &gauge {
                     g.inc();
                 }
@@ -252,9 +237,8 @@ where
                 if let Some(g) = &gauge {
                     g.dec();
                 }
-                drop(permit);
-            });
-        }
-    });
+            }
+        },
+    );
     Ok(HttpServer { local_addr, stop })
 }

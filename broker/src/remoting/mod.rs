@@ -13,6 +13,7 @@
 //! | connections per server | 65,536 | [`ServerLimits::connections_max`] |
 //! | idle connection | 120 s | [`ServerLimits::idle_timeout_ms`] |
 
+pub mod accept;
 pub mod client;
 pub mod codec;
 pub mod command;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 
 use super::command::FLAG_RESPONSE;
 use super::{Error, FRAME_BYTES_MAX, FrameDecoder, RemotingCommand};
@@ -126,40 +126,23 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let stop = Arc::new(Notify::new());
-        let stop_accept = stop.clone();
-        let slots = Arc::new(Semaphore::new(limits.connections_max));
         let open = Arc::new(AtomicU64::new(0));
         let open_count = open.clone();
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = stop_accept.notified() => break,
-                };
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // EMFILE and friends: back off briefly rather than spin.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, max = limits.connections_max, "connection limit reached; closing the new connection");
-                    drop(stream);
-                    continue;
-                };
+        super::accept::spawn_accept_loop(
+            listener,
+            stop.clone(),
+            limits.connections_max,
+            "remoting",
+            move |stream, peer| {
                 let handler = handler.clone();
                 let open = open_count.clone();
                 open.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(async move {
+                async move {
                     serve_connection(stream, peer, limits, handler).await;
                     open.fetch_sub(1, Ordering::Relaxed);
-                    drop(permit);
-                });
-            }
-        });
+                }
+            },
+        );
         Ok(Server { local_addr, stop, open })
     }
 
