@@ -8,6 +8,7 @@
 #
 #   scripts/bench-plugin-pull.sh                # release binaries (built if missing)
 #   MESSAGES=200000 ROUNDS=1 scripts/bench-plugin-pull.sh
+#   PERF_OUT=/tmp/pull.perf scripts/bench-plugin-pull.sh   # perf record of each drain
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,10 +53,18 @@ drain() { # drain <group>: msgs/s of one full drain from the first offset
         python3 -c "import json,sys; print(round(json.load(sys.stdin)['msgs_per_s']))"
 }
 
+profiled() { # profiled <suffix> <command...>: with PERF_OUT, perf record of the broker meanwhile
+    if [[ -z ${PERF_OUT:-} ]]; then "${@:2}"; return; fi
+    perf record -q -F 1999 -g -p "$PID" -o "$PERF_OUT.$1" 2>/dev/null &
+    local perf_pid=$!
+    "${@:2}"
+    kill -INT "$perf_pid"; wait "$perf_pid" || true
+}
+
 echo "backlog: $MESSAGES messages of 128 bytes, 4 queues"
 for round in $(seq 1 "$ROUNDS"); do
-    plain=$(drain "CG_plain_$round")
+    plain=$(profiled "$round.plain" drain "CG_plain_$round")
     "$BIN/mqadmin" plugin bind -n "$NS" -b "$BROKER" -p sql -r filter -g "CG_sql_$round" -t BenchPull >/dev/null
-    filtered=$(drain "CG_sql_$round")
+    filtered=$(profiled "$round.sql" drain "CG_sql_$round")
     python3 -c "p=$plain; f=$filtered; print(f'round $round: no plugin {p} msgs/s, SQL92 plugin {f} msgs/s = {100*f/p:.0f}%')"
 done

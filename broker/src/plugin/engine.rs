@@ -214,6 +214,9 @@ pub(super) struct Live {
     guest: Guest,
     handle: ResourceAny,
     batch: MsgBatch,
+    /// The matcher answered `none` (no opinion) to a prefilter: it is not asked again, which
+    /// saves a call per batch for filters whose parameters give them nothing to prefilter on.
+    prefilter_has_no_opinion: bool,
 }
 
 fn classify(e: &wasmtime::Error) -> CallError {
@@ -314,7 +317,7 @@ impl Loaded {
             max_batch: info.max_batch.clamp(1, BATCH_MESSAGES_MAX as u32) as usize,
         };
         let batch = MsgBatch { data: Vec::new(), index: Vec::new() };
-        Ok((Live { store, guest, handle, batch }, info))
+        Ok((Live { store, guest, handle, batch, prefilter_has_no_opinion: false }, info))
     }
 }
 
@@ -330,9 +333,14 @@ impl Live {
 
     /// The filter's prefilter over tags hash codes; `None` = no opinion.
     pub(super) fn prefilter(&mut self, codes: &[i64], deadline_ms: u64) -> Result<Option<Vec<u64>>, CallError> {
+        if self.prefilter_has_no_opinion {
+            return Ok(None);
+        }
         self.arm(deadline_ms);
         let Guest::Filter(g) = &self.guest else { return Err(CallError::Host("not a filter".into())) };
-        g.matcher().call_prefilter(&mut self.store, self.handle, codes).map_err(|e| classify(&e))
+        let bits = g.matcher().call_prefilter(&mut self.store, self.handle, codes).map_err(|e| classify(&e))?;
+        self.prefilter_has_no_opinion = bits.is_none();
+        Ok(bits)
     }
 
     /// The filter's full match over the batch buffers: (pass bitmap, error bitmap).

@@ -490,6 +490,20 @@ struct State {
     stats: BTreeMap<String, (Arc<Stats>, Arc<PluginLog>)>,
 }
 
+/// A filter binding resolved for one pull (see [`Plugins::bound_filter`]).
+pub struct BoundFilter {
+    deployed: Arc<Deployed>,
+    fail_open: bool,
+}
+
+impl BoundFilter {
+    /// Decisions for `msgs`, in order; failures follow the binding's policy: `Undecided` (fail
+    /// closed) or `Pass` (fail open).
+    pub fn run(&self, msgs: &[PluginMessage<'_>]) -> Vec<Decision> {
+        Plugins::run_filter(&self.deployed, self.fail_open, msgs)
+    }
+}
+
 /// The broker's plugins: deployments, bindings, and the calls the processors make.
 pub struct Plugins {
     dir: PathBuf,
@@ -931,17 +945,18 @@ impl Plugins {
         Some((d, b.fail_open))
     }
 
-    /// True if a filter is bound to (group, topic).
-    pub fn has_filter(&self, group: &str, topic: &str) -> bool {
-        self.binding_for(Role::Filter, &format!("{group}@{topic}")).is_some()
+    /// The filter bound to (group, topic), if any: look it up once per pull, then
+    /// [`BoundFilter::run`] it.
+    pub fn bound_filter(&self, group: &str, topic: &str) -> Option<BoundFilter> {
+        let (deployed, fail_open) = self.binding_for(Role::Filter, &format!("{group}@{topic}"))?;
+        Some(BoundFilter { deployed, fail_open })
     }
 
     /// The bound filter's decisions for `msgs` (in order), or `None` if no filter is bound to
     /// (group, topic). Failures follow the binding's policy: `Undecided` (fail closed) or
     /// `Pass` (fail open).
     pub fn filter(&self, group: &str, topic: &str, msgs: &[PluginMessage<'_>]) -> Option<Vec<Decision>> {
-        let (d, fail_open) = self.binding_for(Role::Filter, &format!("{group}@{topic}"))?;
-        Some(Self::run_filter(&d, fail_open, msgs))
+        Some(self.bound_filter(group, topic)?.run(msgs))
     }
 
     /// SQL92 subscriptions through the SQL92 plugin (`sqlFilterEngine=plugin`): the decisions of

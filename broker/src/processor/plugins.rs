@@ -156,10 +156,8 @@ impl PullFilter {
 
 /// Runs the filter bound to (group, topic), if any, over a pull's stored records.
 pub(super) fn filter_pull(broker: &BrokerInner, group: &str, topic: &str, records: &[Bytes]) -> Option<PullFilter> {
-    if !broker.plugins.has_filter(group, topic) {
-        return None;
-    }
-    decide(records, |msgs| broker.plugins.filter(group, topic, msgs))
+    let filter = broker.plugins.bound_filter(group, topic)?;
+    decide(records, |msgs| Some(filter.run(msgs)))
 }
 
 /// With `sqlFilterEngine=plugin`: the SQL92 plugin's verdicts on a pull's stored records for
@@ -185,22 +183,24 @@ pub(super) fn sql_pull(broker: &BrokerInner, expression: &str, records: &[Bytes]
 
 /// Decodes `records` and asks `run` for a decision per readable one.
 fn decide(records: &[Bytes], run: impl FnOnce(&[PluginMessage<'_>]) -> Option<Vec<Decision>>) -> Option<PullFilter> {
-    let decoded: Vec<Option<StoredRecord<'_>>> = records
-        .iter()
-        .map(|r| match scan_record(r, false) {
-            Scanned::Record(rec) => Some(rec),
+    let mut readable = Vec::with_capacity(records.len());
+    let mut msgs = Vec::with_capacity(records.len());
+    for r in records {
+        let rec = match scan_record(r, false) {
+            Scanned::Record(rec) => Some(PluginMessage::from_record(&rec)),
             _ => None,
-        })
-        .collect();
-    let msgs: Vec<PluginMessage<'_>> = decoded.iter().flatten().map(PluginMessage::from_record).collect();
+        };
+        readable.push(rec.is_some());
+        msgs.extend(rec);
+    }
     let decisions = run(&msgs)?;
     let mut pass = Vec::with_capacity(records.len());
     let mut decided = records.len();
     let mut poison = Vec::new();
     let mut d = decisions.iter();
-    for (i, rec) in decoded.iter().enumerate() {
+    for (i, readable) in readable.into_iter().enumerate() {
         // An unreadable record is not delivered (as the SQL92 path does).
-        let verdict = if rec.is_some() { d.next().copied().unwrap_or(Decision::Undecided) } else { Decision::Drop };
+        let verdict = if readable { d.next().copied().unwrap_or(Decision::Undecided) } else { Decision::Drop };
         if verdict == Decision::Undecided && decided == records.len() {
             decided = i;
         }
@@ -243,7 +243,8 @@ pub(super) fn dead_letter_poison(broker: &BrokerInner, group: &str, records: &[B
 
 /// The pull body of the decided, passing records.
 pub(super) fn filtered_body(records: &[Bytes], f: &PullFilter, mut keep: impl FnMut(&[u8]) -> bool) -> BytesMut {
-    let mut out = BytesMut::new();
+    let passing = records.iter().zip(&f.pass).take(f.decided).filter(|(_, pass)| **pass);
+    let mut out = BytesMut::with_capacity(passing.map(|(r, _)| r.len()).sum());
     for (r, pass) in records.iter().zip(&f.pass).take(f.decided) {
         if *pass && keep(r) {
             out.extend_from_slice(r);

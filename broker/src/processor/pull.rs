@@ -216,7 +216,6 @@ fn read(broker: &BrokerInner, h: &PullHeader, filter: &Subscription, max_count: 
     let mut next_begin_offset = result.next_begin_offset;
     let mut plugin_failed = false;
     if code == response::SUCCESS {
-        let mut out = BytesMut::with_capacity(result.messages.iter().map(|m| m.len()).sum());
         let mut needs_props = matches!(filter, Subscription::Sql(_));
         let sql = match filter {
             Subscription::Sql(sql) if broker.config.sql_filter_engine == crate::filter::SqlFilterEngine::Plugin => {
@@ -226,22 +225,24 @@ fn read(broker: &BrokerInner, h: &PullHeader, filter: &Subscription, max_count: 
             _ => None,
         };
         let bound = super::plugins::filter_pull(broker, &h.group, &h.topic, &result.messages);
-        if let Some(pf) = super::plugins::PullFilter::and(bound, sql) {
+        let out = if let Some(pf) = super::plugins::PullFilter::and(bound, sql) {
             super::plugins::dead_letter_poison(broker, &h.group, &result.messages, &pf);
             // Fail closed: never move the offset past a message the plugin could not decide.
             if let Some(&stop) = result.queue_offsets.get(pf.decided) {
                 next_begin_offset = stop;
                 plugin_failed = pf.decided == 0;
             }
-            out = super::plugins::filtered_body(&result.messages, &pf, |m| !needs_props || matches_message(filter, m));
+            super::plugins::filtered_body(&result.messages, &pf, |m| !needs_props || matches_message(filter, m))
         } else {
+            let mut out = BytesMut::with_capacity(result.messages.iter().map(|m| m.len()).sum());
             for m in &result.messages {
                 if needs_props && !matches_message(filter, m) {
                     continue;
                 }
                 out.extend_from_slice(m);
             }
-        }
+            out
+        };
         if plugin_failed {
             code = response::PULL_NOT_FOUND;
         } else if out.is_empty() {

@@ -54,7 +54,7 @@ impl<T: Filter> fb::exports::rocketmq::plugin::filter::GuestMatcher for FilterAd
     }
 
     fn prefilter(&self, tags_codes: Vec<i64>) -> Option<Vec<u64>> {
-        if !T::HAS_PREFILTER {
+        if !T::HAS_PREFILTER || !self.0.prefilters() {
             return None;
         }
         Some(bitmap(tags_codes.len(), |i| self.0.prefilter(tags_codes[i])))

@@ -123,6 +123,13 @@ pub trait Filter: Sized + 'static {
     }
     const HAS_PREFILTER: bool = false;
 
+    /// Whether this instance prefilters at all (with `HAS_PREFILTER`): `false` tells the broker
+    /// that these parameters give nothing to prefilter on, and it stops asking, saving a call
+    /// per batch.
+    fn prefilters(&self) -> bool {
+        Self::HAS_PREFILTER
+    }
+
     /// Deliver this message? An error means "could not evaluate": the message is not delivered,
     /// and the broker counts it.
     fn matches(&self, msg: &Message<'_>) -> Result<bool, String>;

@@ -120,7 +120,15 @@ pub fn filter<F: Filter>(params: &Params, msgs: &[TestMessage]) -> Vec<Result<bo
     let (data, index) = pack(msgs);
     Batch::new(&data, &index)
         .iter()
-        .map(|m| if F::HAS_PREFILTER && !f.prefilter(m.tags_code()) { Ok(false) } else { f.matches(&m) })
+        .map(
+            |m| {
+                if F::HAS_PREFILTER && f.prefilters() && !f.prefilter(m.tags_code()) {
+                    Ok(false)
+                } else {
+                    f.matches(&m)
+                }
+            },
+        )
         .collect()
 }
 

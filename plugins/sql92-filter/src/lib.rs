@@ -84,6 +84,11 @@ impl Filter for Sql92Filter {
         self.tags.is_empty() || self.tags.iter().any(|(h, _)| *h == tags_code)
     }
 
+    /// Only a `tags` parameter gives the prefilter something to drop.
+    fn prefilters(&self) -> bool {
+        !self.tags.is_empty()
+    }
+
     fn matches(&self, msg: &Message<'_>) -> Result<bool, String> {
         if !self.tags_match(msg.tags()) {
             return Ok(false);
