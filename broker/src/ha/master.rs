@@ -98,11 +98,22 @@ pub struct Master {
     streams: std::sync::RwLock<Vec<Arc<Outbound>>>,
     /// SYNC_MASTER sends waiting for a slave, by the end offset they need: an acknowledgement
     /// wakes exactly the sends it covers (a broadcast would wake every waiting send per report).
-    waiting: Mutex<std::collections::BTreeMap<u64, Vec<oneshot::Sender<()>>>>,
+    /// Timeouts are found by a sweep every [`WAITING_SWEEP_INTERVAL_MS`] (in [`Master::serve`]),
+    /// so a wait costs no timer of its own.
+    waiting: Mutex<std::collections::BTreeMap<u64, Vec<Waiter>>>,
 }
 
-/// Waiting sends kept before closed ones (timed out) are swept out.
-const WAITING_SWEEP_ENTRIES: usize = 4096;
+/// What a send waiting for a slave is told, once: [`Master::wait_then`].
+pub type ReplicatedCallback = Box<dyn FnOnce(Replicated) + Send>;
+
+struct Waiter {
+    deadline: Instant,
+    done: ReplicatedCallback,
+}
+
+/// How often waits past their deadline are answered `TimedOut`: a wait may last this much
+/// longer than `slaveTimeout`.
+const WAITING_SWEEP_INTERVAL_MS: u64 = 10;
 /// Encoded chunks gathered for one socket write.
 const PUSH_GATHER_BYTES: usize = 256 * 1024;
 
@@ -136,10 +147,20 @@ impl Master {
         TcpListener::bind(addr).await
     }
 
-    /// Accepts slaves until the task is aborted.
+    /// Accepts slaves, and answers the waits that reached their deadline, until the task is
+    /// aborted.
     pub async fn serve(self: Arc<Master>, listener: TcpListener) {
+        let mut sweep = tokio::time::interval(Duration::from_millis(WAITING_SWEEP_INTERVAL_MS));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match listener.accept().await {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = sweep.tick() => {
+                    self.expire_waits(Instant::now());
+                    continue;
+                }
+            };
+            match accepted {
                 Ok((stream, peer)) => {
                     let master = Arc::clone(&self);
                     tokio::spawn(async move { master.connection(stream, peer).await });
@@ -245,32 +266,61 @@ impl Master {
     /// Waits until a slave acknowledged `end_offset`, for at most `timeout`. Returns at once with
     /// `SlaveNotAvailable` when no slave reported or the best one is `haSlaveFallbehindMax` behind.
     pub async fn wait_replicated(&self, end_offset: u64, timeout: Duration) -> Replicated {
+        let (tx, rx) = oneshot::channel();
+        self.wait_then(
+            end_offset,
+            timeout,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.await.unwrap_or(Replicated::TimedOut)
+    }
+
+    /// [`Master::wait_replicated`] with a callback instead of a future: `done` runs once, on the
+    /// caller's thread when the answer is known at once, else on the thread that handles the
+    /// slave's acknowledgement or the sweep that finds the deadline passed. The send path calls
+    /// it from the store's completion, so a SYNC_MASTER send wakes its task once.
+    pub fn wait_then(&self, end_offset: u64, timeout: Duration, done: ReplicatedCallback) {
         let acked = self.acked.load(Ordering::Acquire);
         if !self.slave_ok(acked) {
-            return Replicated::SlaveNotAvailable;
+            return done(Replicated::SlaveNotAvailable);
         }
         if acked >= end_offset {
-            return Replicated::Yes;
+            return done(Replicated::Yes);
         }
-        let (tx, rx) = oneshot::channel();
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        // Re-checked under the lock `publish_acked` takes: an acknowledgement between the first
+        // check and the insert is not missed.
+        if self.acked.load(Ordering::Acquire) >= end_offset {
+            drop(waiting);
+            return done(Replicated::Yes);
+        }
+        waiting.entry(end_offset).or_default().push(Waiter { deadline: Instant::now() + timeout, done });
+    }
+
+    /// Answers `TimedOut` to the waits whose deadline is past `now`. Waits for lower offsets
+    /// began earlier (all share `slaveTimeout`), so the scan stops at the first offset with a
+    /// wait still running.
+    fn expire_waits(&self, now: Instant) {
+        let mut expired = Vec::new();
         {
             let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-            // Re-checked under the lock `publish_acked` takes: an acknowledgement between the
-            // first check and the insert is not missed.
-            if self.acked.load(Ordering::Acquire) >= end_offset {
-                return Replicated::Yes;
+            while let Some(mut entry) = waiting.first_entry() {
+                let waiters = entry.get_mut();
+                let (late, running): (Vec<Waiter>, Vec<Waiter>) =
+                    std::mem::take(waiters).into_iter().partition(|w| w.deadline <= now);
+                expired.extend(late);
+                if running.is_empty() {
+                    entry.remove();
+                } else {
+                    *entry.get_mut() = running;
+                    break;
+                }
             }
-            if waiting.len() >= WAITING_SWEEP_ENTRIES {
-                waiting.retain(|_, senders| {
-                    senders.retain(|s| !s.is_closed());
-                    !senders.is_empty()
-                });
-            }
-            waiting.entry(end_offset).or_default().push(tx);
         }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(())) => Replicated::Yes,
-            _ => Replicated::TimedOut,
+        for w in expired {
+            (w.done)(Replicated::TimedOut);
         }
     }
 
@@ -310,8 +360,8 @@ impl Master {
         let still_waiting = waiting.split_off(&best.saturating_add(1));
         let done = std::mem::replace(&mut *waiting, still_waiting);
         drop(waiting);
-        for tx in done.into_values().flatten() {
-            let _ = tx.send(());
+        for w in done.into_values().flatten() {
+            (w.done)(Replicated::Yes);
         }
     }
 

@@ -398,18 +398,36 @@ fn waits_for_store(properties: &str) -> bool {
 /// once a slave has the message, or with FLUSH_SLAVE_TIMEOUT after `slaveTimeout`, or at once
 /// with SLAVE_NOT_AVAILABLE when no slave is fit. The message is stored in every case.
 pub async fn put_replicated(broker: &Arc<BrokerInner>, batch: Vec<MessageInput>, wait: bool) -> Result<PutResult> {
-    let mut result = put(broker, batch).await?;
-    if broker.role() == Role::SyncMaster
-        && wait
-        && let Some(master) = &broker.ha_master
-    {
-        let timeout = std::time::Duration::from_millis(broker.config.slave_timeout_ms);
-        match master.wait_replicated(result.appended.end_offset, timeout).await {
-            crate::ha::Replicated::Yes => {}
-            crate::ha::Replicated::TimedOut => result.status = PutStatus::FlushSlaveTimeout,
-            crate::ha::Replicated::SlaveNotAvailable => result.status = PutStatus::SlaveNotAvailable,
+    let master = match &broker.ha_master {
+        Some(m) if wait && broker.role() == Role::SyncMaster => Arc::clone(m),
+        _ => return put(broker, batch).await,
+    };
+    // The store's completion registers the wait for the slave, whose answer completes the send:
+    // one wake-up of this task, no timer per send.
+    let timeout = std::time::Duration::from_millis(broker.config.slave_timeout_ms);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    broker.store.put_messages_then(&batch, move |r| match r {
+        Err(e) => {
+            let _ = tx.send(Err(e));
         }
-    }
+        Ok(mut result) => {
+            let end = result.appended.end_offset;
+            master.wait_then(
+                end,
+                timeout,
+                Box::new(move |replicated| {
+                    match replicated {
+                        crate::ha::Replicated::Yes => {}
+                        crate::ha::Replicated::TimedOut => result.status = PutStatus::FlushSlaveTimeout,
+                        crate::ha::Replicated::SlaveNotAvailable => result.status = PutStatus::SlaveNotAvailable,
+                    }
+                    let _ = tx.send(Ok(result));
+                }),
+            );
+        }
+    });
+    let result = rx.await.map_err(|_| Error::System("the store dropped the put".into()))??;
+    broker.stats.record_put(batch.len() as u64);
     Ok(result)
 }
 
