@@ -9,6 +9,7 @@ import * as topics from './pages/topics.js';
 import * as groups from './pages/groups.js';
 import * as messages from './pages/messages.js';
 import * as plugins from './pages/plugins.js';
+import * as amqp from './pages/amqp.js';
 
 const PAGES = {
   cluster: { title: 'Cluster', module: cluster },
@@ -16,6 +17,7 @@ const PAGES = {
   groups: { title: 'Consumer groups', module: groups },
   messages: { title: 'Messages', module: messages },
   plugins: { title: 'Plugins', module: plugins },
+  amqp: { title: 'AMQP', module: amqp },
 };
 
 /** How often the cluster figures are polled, ms. */

@@ -100,6 +100,7 @@ enum End {
 struct Conn<M: Messaging> {
     shared: Arc<Shared<M>>,
     id: u64,
+    peer: SocketAddr,
     out: mpsc::Sender<Vec<u8>>,
     frame_max: u32,
     channel_max: u16,
@@ -131,6 +132,7 @@ pub(crate) async fn run<M: Messaging>(shared: Arc<Shared<M>>, stream: TcpStream,
     let mut conn = Conn {
         shared: shared.clone(),
         id,
+        peer,
         out,
         frame_max: tuned.frame_max,
         channel_max: tuned.channel_max,
@@ -988,6 +990,7 @@ impl<M: Messaging> Conn<M> {
         });
         let consumer = Consumer {
             conn: self.id,
+            peer: self.peer,
             channel: ch,
             tag: tag.clone(),
             no_ack: c.no_ack,

@@ -7,7 +7,8 @@
 //! actor per queue: read positions, unacknowledged and requeued messages, consumers, prefetch),
 //! `props.rs` (AMQP message ⇄ RocketMQ message),
 //! `wire.rs` (frame reading with limits, encoding), `error.rs` (the one mapping to reply codes),
-//! `metrics.rs` (`rocketmq_amqp_*`).
+//! `metrics.rs` (`rocketmq_amqp_*`), `view.rs` (the read-only view the web console shows,
+//! [`AmqpServer::console`]).
 //!
 //! # Mapping onto the store
 //!
@@ -60,6 +61,7 @@ pub mod model;
 pub mod props;
 pub mod publisher;
 pub mod queue;
+pub mod view;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -128,11 +130,17 @@ pub(crate) struct Shared<M: Messaging> {
 pub struct AmqpServer {
     local_addr: SocketAddr,
     stop: Arc<Notify>,
+    console: Arc<dyn broker::messaging::console::AmqpConsole>,
 }
 
 impl AmqpServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The door's exchanges, bindings, queues and consumers, read-only (for the web console).
+    pub fn console(&self) -> Arc<dyn broker::messaging::console::AmqpConsole> {
+        self.console.clone()
     }
 
     pub fn shutdown(&self) {
@@ -197,6 +205,7 @@ pub async fn serve<M: Messaging>(
         dead_letters,
     });
     tokio::spawn(dead_letter_loop(shared.clone(), dead_letter_rx));
+    let console = Arc::new(view::View { shared: shared.clone() });
     let stop = Arc::new(Notify::new());
     let watcher = shared.clone();
     let disk = tokio::spawn(async move {
@@ -217,7 +226,7 @@ pub async fn serve<M: Messaging>(
         let _ = accepting.await;
         disk.abort();
     });
-    Ok(AmqpServer { local_addr, stop })
+    Ok(AmqpServer { local_addr, stop, console })
 }
 
 /// Republishes dead-lettered messages through their dead-letter exchange, with the `x-death`

@@ -141,6 +141,8 @@ pub fn settle(items: Vec<Unacked>, how: Settle) {
 /// A consumer as its queue keeps it.
 pub struct Consumer {
     pub conn: u64,
+    /// The client's address (shown by the console).
+    pub peer: std::net::SocketAddr,
     pub channel: u16,
     pub tag: String,
     pub no_ack: bool,
@@ -183,11 +185,37 @@ pub enum Cmd {
     Purge(oneshot::Sender<u32>),
     /// Ready messages and consumers.
     Stats(oneshot::Sender<(u32, u32)>),
+    /// Figures and consumers for the console; changes nothing.
+    Snapshot(oneshot::Sender<Snapshot>),
     Delete {
         if_unused: bool,
         if_empty: bool,
         reply: oneshot::Sender<Result<u32, Fail>>,
     },
+}
+
+/// A queue's figures and consumers at one moment (the answer to [`Cmd::Snapshot`]).
+pub struct Snapshot {
+    /// Messages ready for delivery (as `queue.declare-ok` counts them).
+    pub ready: u32,
+    /// Messages delivered and not yet acknowledged.
+    pub unacked: usize,
+    pub consumers: Vec<ConsumerView>,
+}
+
+/// A consumer as the console shows it.
+pub struct ConsumerView {
+    pub conn: u64,
+    pub peer: std::net::SocketAddr,
+    pub channel: u16,
+    pub tag: String,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    pub prefetch: u16,
+    /// The channel's `global` prefetch.
+    pub channel_prefetch: u16,
+    /// Messages delivered to this consumer and not yet acknowledged.
+    pub unacked: usize,
 }
 
 /// A queue's identity and the way to its actor.
@@ -473,6 +501,11 @@ impl<M: Messaging> Actor<M> {
                 let ready = self.ready().await;
                 let _ = reply.send((ready, self.consumers.len() as u32));
             }
+            Cmd::Snapshot(reply) => {
+                let ready = self.ready().await;
+                let _ =
+                    reply.send(Snapshot { ready, unacked: self.outstanding.len(), consumers: self.consumer_views() });
+            }
             Cmd::Delete { if_unused, if_empty, reply } => {
                 let ready = self.ready().await;
                 let name = self.name();
@@ -497,6 +530,30 @@ impl<M: Messaging> Actor<M> {
             }
         }
         true
+    }
+
+    /// The live consumers (those of closed channels, which `pick` drops later, are left out).
+    fn consumer_views(&self) -> Vec<ConsumerView> {
+        self.consumers
+            .iter()
+            .filter_map(|c| {
+                let l = c.ledger.lock().ok()?;
+                if l.closed || c.out.is_closed() {
+                    return None;
+                }
+                Some(ConsumerView {
+                    conn: c.conn,
+                    peer: c.peer,
+                    channel: c.channel,
+                    tag: c.tag.clone(),
+                    no_ack: c.no_ack,
+                    exclusive: c.exclusive,
+                    prefetch: c.prefetch,
+                    channel_prefetch: l.prefetch_channel,
+                    unacked: l.per_consumer.get(&c.tag).copied().unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     fn name(&self) -> String {

@@ -135,7 +135,7 @@ pub(crate) async fn session<M: Messaging>(
 }
 
 /// `(offset, limit, lower-case search)` of a paged list.
-fn page(query: &BTreeMap<String, String>) -> Result<(usize, usize, String)> {
+pub(crate) fn page(query: &BTreeMap<String, String>) -> Result<(usize, usize, String)> {
     let offset = query_num(query, "offset")?.unwrap_or(0);
     let limit = query_num(query, "limit")?.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
     Ok((offset, limit, query.get("q").map(|q| q.trim().to_lowercase()).unwrap_or_default()))

@@ -31,6 +31,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("pages/groups.js", "text/javascript; charset=utf-8", include_bytes!("../../dashboard/pages/groups.js")),
     ("pages/messages.js", "text/javascript; charset=utf-8", include_bytes!("../../dashboard/pages/messages.js")),
     ("pages/plugins.js", "text/javascript; charset=utf-8", include_bytes!("../../dashboard/pages/plugins.js")),
+    ("pages/amqp.js", "text/javascript; charset=utf-8", include_bytes!("../../dashboard/pages/amqp.js")),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../dashboard/favicon.svg")),
 ];
 

@@ -7,7 +7,7 @@
 //! | 400 | malformed JSON, bad base64, bad parameter, forged or altered receipt handle | `BAD_REQUEST`, `ILLEGAL_MESSAGE`, `INVALID_RECEIPT_HANDLE` |
 //! | 401 | a write that needs a logged-in console user (see `auth.rs`), a refused login | `UNAUTHORIZED` |
 //! | 403 | topic or broker not writable / readable; a write from another origin | `FORBIDDEN` |
-//! | 404 | topic, group, message, plugin or route not found | `TOPIC_NOT_FOUND`, `CONSUMER_GROUP_NOT_FOUND`, `MESSAGE_NOT_FOUND`, `NOT_FOUND` |
+//! | 404 | topic, group, message, plugin or route not found; the AMQP door is off | `TOPIC_NOT_FOUND`, `CONSUMER_GROUP_NOT_FOUND`, `MESSAGE_NOT_FOUND`, `NOT_FOUND` |
 //! | 405 | method not allowed on the route | `METHOD_NOT_ALLOWED` |
 //! | 408 | the body did not arrive in time | `REQUEST_TIMEOUT` |
 //! | 409 | conflict (plugin still bound) | `CONFLICT` |
@@ -55,6 +55,8 @@ pub enum Error {
     PluginConflict(String),
     #[error("{0}")]
     Unauthorized(String),
+    #[error("the AMQP door is off: amqpListenPort=0")]
+    AmqpOff,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -82,7 +84,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Error::NotFound(_) | Error::PluginNotFound(_) => StatusCode::NOT_FOUND,
+            Error::NotFound(_) | Error::PluginNotFound(_) | Error::AmqpOff => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::PluginConflict(_) => StatusCode::CONFLICT,
@@ -99,7 +101,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => ("UNSUPPORTED_MEDIA_TYPE", 41500),
             Error::BodyTooLarge { .. } => ("MESSAGE_BODY_TOO_LARGE", 41301),
             Error::BodyTimeout { .. } => ("REQUEST_TIMEOUT", 40800),
-            Error::NotFound(_) | Error::PluginNotFound(_) => ("NOT_FOUND", 40400),
+            Error::NotFound(_) | Error::PluginNotFound(_) | Error::AmqpOff => ("NOT_FOUND", 40400),
             Error::MethodNotAllowed { .. } => ("METHOD_NOT_ALLOWED", 40500),
             Error::Busy { .. } => ("TOO_MANY_REQUESTS", 42900),
             Error::PluginConflict(_) => ("CONFLICT", 40900),
@@ -150,6 +152,7 @@ mod tests {
             (Error::BadBase64("x".into()), 400, "ILLEGAL_MESSAGE", None),
             (Error::BodyTooLarge { max: 1 }, 413, "MESSAGE_BODY_TOO_LARGE", None),
             (Error::BodyTimeout { ms: 1 }, 408, "REQUEST_TIMEOUT", None),
+            (Error::AmqpOff, 404, "NOT_FOUND", None),
         ];
         for (e, status, code, retry_after) in cases {
             assert_eq!(e.code().0, code);

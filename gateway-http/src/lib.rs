@@ -7,7 +7,7 @@
 //! in `routes.rs`, the served contract in `openapi.rs`, the one mapping from errors to HTTP
 //! statuses and `application/problem+json` in `error.rs`. The web console's files are served at
 //! `/dashboard/` (`dashboard.rs`); its extra routes are in `console.rs`, its login and the rules
-//! for who may write in `auth.rs`.
+//! for who may write in `auth.rs`, the AMQP door's read-only view (`/v1/amqp/...`) in `amqp.rs`.
 //!
 //! Limits (all checked before the work they guard):
 //!
@@ -22,6 +22,7 @@
 //! | time to send the head | [`Limits::header_read_timeout_ms`], 10 s | connection closed |
 //! | `wait_ms` of a long poll | 30,000 | clamped |
 
+mod amqp;
 pub mod auth;
 mod body;
 mod console;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use broker::messaging::Messaging;
+use broker::messaging::console::AmqpConsole;
 use broker::metrics::Metrics;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -93,6 +95,8 @@ pub(crate) struct Shared<M: Messaging> {
     pub messaging: Arc<M>,
     pub metrics: Arc<Metrics>,
     pub plugins: Option<Arc<dyn PluginAdmin>>,
+    /// The AMQP door's view; `None` when the door is off.
+    pub amqp: Option<Arc<dyn AmqpConsole>>,
     pub limits: Limits,
     pub in_flight: Semaphore,
     pub long_polls: Semaphore,
@@ -144,10 +148,11 @@ pub async fn serve<M: Messaging>(
 ) -> Result<HttpServer, StartError> {
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
     let login = Login::resolve(broker::config::DashboardLogin::Auto, host, None, None).unwrap_or_else(|_| Login::off());
-    serve_with_login(addr, messaging, metrics, plugins, limits, login).await
+    serve_with_login(addr, messaging, metrics, plugins, None, limits, login).await
 }
 
-/// [`serve`] with the console's login settings.
+/// [`serve`] with the console's login settings and, when the AMQP door runs, its view (served
+/// under `/v1/amqp/...`).
 ///
 /// # Errors
 ///
@@ -157,6 +162,7 @@ pub async fn serve_with_login<M: Messaging>(
     messaging: Arc<M>,
     metrics: Arc<Metrics>,
     plugins: Option<Arc<dyn PluginAdmin>>,
+    amqp: Option<Arc<dyn AmqpConsole>>,
     limits: Limits,
     login: Login,
 ) -> Result<HttpServer, StartError> {
@@ -165,6 +171,7 @@ pub async fn serve_with_login<M: Messaging>(
         messaging,
         metrics,
         plugins,
+        amqp,
         limits,
         in_flight: Semaphore::new(limits.requests_in_flight_max),
         long_polls: Semaphore::new(limits.long_polls_max),

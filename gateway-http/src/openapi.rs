@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document served at `/v1/openapi.json`: the contract this server implements
-//! (trimmed from the draft in the design notes: no AMQP admin, no idempotency keys, no plugin
-//! state, no transaction check-back polling; plus the routes the web console uses). Writes may
+//! (trimmed from the draft in the design notes: no AMQP admin (the AMQP routes are read-only
+//! views, 404 while the AMQP door is off), no idempotency keys, no plugin state, no transaction
+//! check-back polling; plus the routes the web console uses). Writes may
 //! need a logged-in console user (`auth.rs`): 401 `UNAUTHORIZED` is then possible on any of
 //! them. It is built from one table, [`OPERATIONS`],
 //! which the integration tests walk: every operation listed answers as documented.
@@ -427,6 +428,46 @@ pub const OPERATIONS: &[Operation] = &[
         query: &[],
         body: &[JSON],
         responses: &[204, 400, 404, 501],
+    },
+    Operation {
+        method: "get",
+        path: "/v1/amqp/overview",
+        id: "amqpOverview",
+        summary: "The AMQP door: connections, channels, consumers, exchanges, queues, bindings, and messages ready \
+                  and unacknowledged over the first 1,000 queues (404 while the door is off: amqpListenPort=0)",
+        query: &[],
+        body: &[],
+        responses: &[200, 404],
+    },
+    Operation {
+        method: "get",
+        path: "/v1/amqp/exchanges",
+        id: "amqpExchanges",
+        summary: "AMQP exchanges (type, durable, auto-delete, internal, arguments), paged: offset, limit (default \
+                  50, at most 500), q (name contains, any case); 404 while the door is off",
+        query: &["offset", "limit", "q"],
+        body: &[],
+        responses: &[200, 400, 404],
+    },
+    Operation {
+        method: "get",
+        path: "/v1/amqp/queues",
+        id: "amqpQueues",
+        summary: "AMQP queues with their RocketMQ topic, messages ready and unacknowledged, and consumers (tag, \
+                  peer, channel, prefetch, ack mode), paged: offset, limit, q, name (exact); 404 while the door is off",
+        query: &["offset", "limit", "q", "name"],
+        body: &[],
+        responses: &[200, 400, 404],
+    },
+    Operation {
+        method: "get",
+        path: "/v1/amqp/bindings",
+        id: "amqpBindings",
+        summary: "AMQP bindings (source exchange, destination, routing key, arguments), paged: offset, limit, q \
+                  (source, destination or key contains), queue (bindings to that queue); 404 while the door is off",
+        query: &["offset", "limit", "q", "queue"],
+        body: &[],
+        responses: &[200, 400, 404],
     },
 ];
 

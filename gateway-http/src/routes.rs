@@ -158,6 +158,10 @@ pub fn route_template(s: &[String]) -> &'static str {
         ["v1", "groups", _, "offsets", "reset"] => "/v1/groups/{group}/offsets/reset",
         ["v1", "groups", _, "dead-letters", "resend"] => "/v1/groups/{group}/dead-letters/resend",
         ["v1", "plugins", _, "logs"] => "/v1/plugins/{plugin}/logs",
+        ["v1", "amqp", "overview"] => "/v1/amqp/overview",
+        ["v1", "amqp", "exchanges"] => "/v1/amqp/exchanges",
+        ["v1", "amqp", "queues"] => "/v1/amqp/queues",
+        ["v1", "amqp", "bindings"] => "/v1/amqp/bindings",
         ["v1", "topics"] => "/v1/topics",
         ["v1", "topics", _] => "/v1/topics/{topic}",
         ["v1", "topics", _, "messages"] => "/v1/topics/{topic}/messages",
@@ -208,6 +212,9 @@ async fn dispatch<M: Messaging>(
         }
         (&Method::POST, ["v1", "groups", group, "dead-letters", "resend"]) => {
             console::resend(shared, req, group, &caller).await
+        }
+        (&Method::GET, ["v1", "amqp", what @ ("overview" | "exchanges" | "queues" | "bindings")]) => {
+            crate::amqp::get(shared, what, &query).await
         }
         (&Method::GET, ["livez"]) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
         (&Method::GET, ["readyz"]) => {

@@ -104,7 +104,7 @@ fn run() -> anyhow::Result<()> {
         let metrics = Arc::new(Metrics::new(prometheus::Registry::new()).context("registering the metrics")?);
         let broker = Broker::start_with_metrics(config, metrics.clone()).await?;
         let amqp = start_amqp_door(&broker, &metrics).await?;
-        let http = start_http_door(&broker, metrics).await?;
+        let http = start_http_door(&broker, metrics, amqp.as_ref().map(gateway_amqp::AmqpServer::console)).await?;
         tracing::info!(
             store = %broker.inner.config.store_path_root_dir.display(),
             commit_log_max_offset = broker.inner.store.commit_log_max_offset(),
@@ -173,8 +173,13 @@ async fn start_amqp_door(broker: &Broker, metrics: &Metrics) -> anyhow::Result<O
     Ok(Some(server))
 }
 
-/// The HTTP door on `httpListenPort` (on `bindAddress`, every interface by default), unless 0.
-async fn start_http_door(broker: &Broker, metrics: Arc<Metrics>) -> anyhow::Result<Option<gateway_http::HttpServer>> {
+/// The HTTP door on `httpListenPort` (on `bindAddress`, every interface by default), unless 0;
+/// with the AMQP door's read-only view when that door runs (the console's AMQP page).
+async fn start_http_door(
+    broker: &Broker,
+    metrics: Arc<Metrics>,
+    amqp: Option<Arc<dyn broker::messaging::console::AmqpConsole>>,
+) -> anyhow::Result<Option<gateway_http::HttpServer>> {
     let config = &broker.inner.config;
     if config.http_listen_port == 0 {
         return Ok(None);
@@ -206,6 +211,7 @@ async fn start_http_door(broker: &Broker, metrics: Arc<Metrics>) -> anyhow::Resu
         Arc::new(messaging),
         metrics,
         Some(plugins),
+        amqp,
         gateway_http::Limits::default(),
         login,
     )

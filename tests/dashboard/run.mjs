@@ -7,6 +7,8 @@
 //   SCREENSHOTS     directory for one PNG per page
 //   WASM_PATH       a built plugin component to upload
 //   CHROMIUM        the browser binary (default /usr/bin/chromium)
+//   AMQP_EXPECT     JSON: the AMQP queues (ready, unacked, consumers), bindings, exchanges and
+//                   the consumer the test declared through lapin, as the AMQP page must show them
 //
 // Prints one line per step, `TIMING <name> <ms>` lines for the large-list figures, and exits
 // non-zero with the reason on the first check that fails.
@@ -21,6 +23,7 @@ const user = process.env.CONSOLE_USER;
 const password = process.env.CONSOLE_PASSWORD;
 const shots = process.env.SCREENSHOTS;
 const wasm = process.env.WASM_PATH;
+const amqpExpect = JSON.parse(process.env.AMQP_EXPECT || 'null');
 mkdirSync(shots, { recursive: true });
 
 const rest = async (path, init) => {
@@ -35,6 +38,8 @@ function check(cond, what) {
 }
 
 const step = (name) => console.log(`STEP ${name}`);
+/** The browser window (screenshots of a whole page make it taller for the shot). */
+const VIEWPORT = { width: 1440, height: 900 };
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -42,7 +47,7 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
-const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+const context = await browser.newContext({ viewport: VIEWPORT });
 const page = await context.newPage();
 page.setDefaultTimeout(15000);
 const consoleErrors = [];
@@ -53,13 +58,21 @@ async function go(hash) {
   await page.evaluate((h) => { location.hash = h; }, hash);
   await page.waitForSelector(`#view[data-page="${hash.split('/')[1]}"][data-ready="true"]`);
 }
-async function shot(name) {
+async function shot(name, wholePage = false) {
   // Toasts are transient: left out of the screenshots so they hide nothing.
   await page.evaluate(() => document.getElementById('toasts').replaceChildren());
+  // The whole page: a viewport as tall as the page (the sidebar is as tall as the viewport).
+  if (wholePage) await page.setViewportSize({ width: VIEWPORT.width, height: await page.evaluate(() => document.documentElement.scrollHeight) });
   await page.waitForTimeout(150);
-  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: false });
+  await page.screenshot({ path: join(shots, `${name}.png`) });
+  if (wholePage) await page.setViewportSize(VIEWPORT);
 }
+/** Waits until the line of the chart `testid` joins at least two points. */
+const chartLine = (testid) => page.waitForFunction((t) => [...document.querySelectorAll(`[data-testid=${t}] path`)]
+  .some((p) => p.getAttribute('fill') === 'none' && p.getAttribute('d').includes('L')), testid, { timeout: 20000 });
 const text = (sel) => page.locator(sel).first().innerText();
+/** A figure as the page prints it ("1,234"), as a number. */
+const num = async (sel) => Number((await text(sel)).replace(/,/g, ''));
 
 // Some traffic for the live charts: a message every 100 ms to the topic `load` through the REST
 // data plane, as a local client publishes (node:http, which sends no browser headers; Node's
@@ -243,6 +256,71 @@ try {
   await shot('10-plugin-detail');
   await page.click('[data-testid=drawer-close]');
   await shot('09-plugins');
+
+  // --- AMQP: exchanges, queues (ready, unacked, consumers), bindings and a queue's consumers,
+  // against /v1/amqp/... and the figures of what the test declared and consumed through lapin.
+  step('amqp');
+  check(amqpExpect, 'AMQP_EXPECT is set');
+  await go('#/amqp');
+  const amqpQueues = (await rest('/v1/amqp/queues?limit=500')).body;
+  const amqpOverview = (await rest('/v1/amqp/overview')).body;
+  for (const want of amqpExpect.queues) {
+    const got = amqpQueues.queues.find((q) => q.name === want.name);
+    check(got, `REST lists the queue ${want.name}`);
+    check(got.messages_ready === want.ready && got.messages_unacknowledged === want.unacked && got.consumers === want.consumers,
+      `REST figures of ${want.name}: ${JSON.stringify(got)} vs ${JSON.stringify(want)}`);
+    const rowSel = `[data-testid=amqp-queues-table] tr[data-queue="${want.name}"]`;
+    await page.waitForSelector(rowSel);
+    const shown = [await num(`${rowSel} [data-testid=q-ready]`), await num(`${rowSel} [data-testid=q-unacked]`), await num(`${rowSel} [data-testid=q-consumers]`)];
+    check(JSON.stringify(shown) === JSON.stringify([want.ready, want.unacked, want.consumers]),
+      `the page shows ${want.name} ready/unacked/consumers ${shown}, expected ${want.ready}/${want.unacked}/${want.consumers}`);
+    check((await text(rowSel)).includes(got.topic), `the row of ${want.name} names its topic ${got.topic}`);
+  }
+  check(await num('[data-testid=card-amqp-ready] .card-value') === amqpOverview.messages_ready, 'the Ready card as REST says');
+  check(await num('[data-testid=card-amqp-unacked] .card-value') === amqpOverview.messages_unacknowledged, 'the Unacknowledged card as REST says');
+  check(amqpOverview.messages_ready === amqpExpect.queues.reduce((a, q) => a + q.ready, 0), `REST total ready ${amqpOverview.messages_ready}`);
+  check(await num('[data-testid=card-amqp-consumers] .card-value') === amqpOverview.consumers, 'the Consumers card as REST says');
+  const amqpExchanges = (await rest('/v1/amqp/exchanges?limit=500')).body.exchanges;
+  check(await page.locator('[data-testid=amqp-exchanges-table] tbody tr').count() === amqpExchanges.length, 'every exchange REST lists is shown');
+  for (const want of amqpExpect.exchanges) {
+    const row = await text(`[data-testid=amqp-exchanges-table] tr[data-exchange="${want.name}"]`);
+    check(row.includes(want.type) && row.includes(want.durable ? 'durable' : 'transient'), `exchange ${want.name}: ${row}`);
+  }
+  const amqpBindings = (await rest('/v1/amqp/bindings?limit=500')).body;
+  check(amqpBindings.total === amqpExpect.bindings.length, `REST lists ${amqpBindings.total} bindings`);
+  check(await page.locator('[data-testid=amqp-bindings-table] tbody tr').count() === amqpBindings.total, 'every binding is shown');
+  for (const b of amqpExpect.bindings) {
+    await page.waitForSelector(`[data-testid=amqp-bindings-table] tr[data-binding="${b.source}|${b.destination}|${b.routing_key}"]`);
+  }
+  // Live: the chart of queued messages gets a line without a reload (a few seconds of it for the
+  // screenshot, which shows the whole page).
+  await chartLine('chart-amqp-depth');
+  await page.waitForTimeout(6000);
+  await shot('amqp', true);
+  // A queue's consumers in the drawer.
+  const cw = amqpExpect.consumer;
+  await page.click(`tr[data-queue="${cw.queue}"] [data-testid=amqp-queue-link]`);
+  const consumerRow = `[data-testid=amqp-consumers-table] tr[data-consumer="${cw.tag}"]`;
+  await page.waitForSelector(consumerRow);
+  const consumerText = await text(consumerRow);
+  check(consumerText.includes('manual') && consumerText.includes('127.0.0.1:'), `the consumer row: ${consumerText}`);
+  check(await num(`${consumerRow} [data-testid=consumer-unacked]`) === cw.unacked, 'the consumer holds its unacknowledged messages');
+  check(await page.locator('[data-testid=amqp-queue-bindings-table] tbody tr').count() === amqpExpect.bindings.filter((b) => b.destination === cw.queue).length, 'the bindings to the queue');
+  await chartLine('chart-amqp-queue');
+  await page.waitForTimeout(4000);
+  await shot('amqp-queue');
+  await page.click('[data-testid=drawer-close]');
+  // Server-side search.
+  await page.fill('[data-testid=amqp-queue-search]', 'audit');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=amqp-queues-table] tbody tr').length === 1);
+  // With the door off the page says so (the 404 itself is checked over REST by the Rust test).
+  await page.route('**/v1/amqp/overview', (r) => r.fulfill({ status: 404, contentType: 'application/problem+json',
+    body: JSON.stringify({ title: 'Not Found', status: 404, code: 'NOT_FOUND', detail: 'the AMQP door is off: amqpListenPort=0' }) }));
+  await go('#/cluster');
+  await go('#/amqp');
+  check((await text('[data-testid=amqp-off]')).includes('amqpListenPort=0'), 'the page says the door is off');
+  await shot('amqp-off');
+  await page.unroute('**/v1/amqp/overview');
 
   // --- large lists: time to the first page of topics and groups, measured in the browser.
   step('large lists');

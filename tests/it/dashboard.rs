@@ -6,16 +6,30 @@
 //! printed) and prints how long the topics and groups pages take to show their first page with
 //! 2,000 topics and 5,000 groups (reported, not asserted). Before the browser, the login rules and
 //! the console's files are checked over plain HTTP.
+//!
+//! The AMQP page: the broker's AMQP door is on, and the real `lapin` client declares two
+//! exchanges, two queues and three bindings, publishes, and keeps a consumer (manual ack,
+//! prefetch 3) holding three unacknowledged messages while the browser runs; the figures of
+//! `/v1/amqp/...` and of the page must be the known ones. With the door off the routes answer 404
+//! and say why.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::http::{Door, answer, block_on};
+use crate::support::free_port;
 
 const USER: &str = "admin";
 const PASSWORD: &str = "console-test-password";
@@ -24,6 +38,26 @@ const BULK_TOPICS: usize = 2000;
 const BULK_GROUPS: usize = 5000;
 /// Requests in flight while the bulk topics and groups are created.
 const BULK_CONCURRENCY: usize = 16;
+/// The AMQP consumer's prefetch (`basic.qos`), so as many messages stay unacknowledged.
+const AMQP_PREFETCH: u16 = 3;
+/// Messages published to the direct exchange (key `order`) and to the fanout exchange.
+const AMQP_DIRECT_MESSAGES: u64 = 6;
+const AMQP_FANOUT_MESSAGES: u64 = 4;
+/// What the AMQP page must show per queue: (name, ready, unacknowledged, consumers).
+const AMQP_QUEUES: [(&str, u64, u64, u64); 2] = [
+    ("console.audit", AMQP_FANOUT_MESSAGES, 0, 0),
+    ("console.orders", AMQP_DIRECT_MESSAGES + AMQP_FANOUT_MESSAGES - AMQP_PREFETCH as u64, AMQP_PREFETCH as u64, 1),
+];
+/// The declared bindings: (source exchange, queue, routing key).
+const AMQP_BINDINGS: [(&str, &str, &str); 3] = [
+    ("console.direct", "console.orders", "order"),
+    ("console.fanout", "console.audit", ""),
+    ("console.fanout", "console.orders", ""),
+];
+/// The exchanges every vhost has (the default one and the `amq.*` ones).
+const AMQP_PREDECLARED_EXCHANGES: usize = 6;
+/// How long the AMQP figures may take to settle (a shared 2-core machine, debug builds).
+const AMQP_SETTLE: Duration = Duration::from_secs(30);
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -84,10 +118,16 @@ async fn put_all(door: &Door, paths: Vec<String>, body: Value) {
 fn console_pages_in_a_real_browser() {
     ensure_browser();
     let wasm = broker::plugin::examples::build().unwrap_or_else(|e| panic!("{e}")).join("json_filter.wasm");
+    let amqp_port = free_port();
     let door = Door::start(&format!(
-        "dashboardUser={USER}\ndashboardPasswordHash={}\nautoCreateTopicEnable=true",
+        "dashboardUser={USER}\ndashboardPasswordHash={}\nautoCreateTopicEnable=true\namqpListenPort={amqp_port}",
         password_hash()
     ));
+    // The AMQP clients live on their own runtime, so the consumer keeps its unacknowledged
+    // messages (and the connection its heartbeats) while the browser runs.
+    let amqp_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let amqp = amqp_rt.block_on(seed_amqp(amqp_port));
+    block_on(amqp_figures_over_rest(&door));
     let shots = repo().join("target/dashboard-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
     block_on(async {
@@ -118,6 +158,7 @@ fn console_pages_in_a_real_browser() {
         .env("SCREENSHOTS", &shots)
         .env("WASM_PATH", &wasm)
         .env("CHROMIUM", CHROMIUM)
+        .env("AMQP_EXPECT", amqp_expectation().to_string())
         .current_dir(repo().join("tests/dashboard"))
         .output()
         .expect("run node");
@@ -132,7 +173,17 @@ fn console_pages_in_a_real_browser() {
         out.status,
         shots.display()
     );
-    for page in ["01-cluster", "02-topics", "04-messages", "06-groups", "08-dead-letters", "09-plugins"] {
+    for page in [
+        "01-cluster",
+        "02-topics",
+        "04-messages",
+        "06-groups",
+        "08-dead-letters",
+        "09-plugins",
+        "amqp",
+        "amqp-queue",
+        "amqp-off",
+    ] {
         assert!(shots.join(format!("{page}.png")).exists(), "screenshot {page}");
     }
 
@@ -150,6 +201,190 @@ fn console_pages_in_a_real_browser() {
         let (_, v) = door.get("/v1/plugins").await;
         assert!(v["bindings"].as_array().unwrap().iter().any(|b| b["plugin"] == "console_filter"), "{v}");
     });
+    // The consumer still holds its messages: the browser changed nothing on the AMQP door.
+    block_on(amqp_figures_over_rest(&door));
+    amqp_rt.block_on(async move {
+        let AmqpClients { connection, consumer, held } = amqp;
+        drop((consumer, held));
+        connection.close(200, "done".into()).await.unwrap();
+    });
+}
+
+/// The AMQP clients kept open while the browser runs.
+struct AmqpClients {
+    connection: Connection,
+    consumer: lapin::Consumer,
+    /// Delivered and not acknowledged.
+    held: Vec<lapin::message::Delivery>,
+}
+
+/// Declares a durable direct exchange, a fanout exchange, two durable queues and the bindings of
+/// [`AMQP_BINDINGS`], publishes with confirms, and consumes with manual ack and prefetch
+/// [`AMQP_PREFETCH`]: the consumer takes that many messages and acknowledges none.
+async fn seed_amqp(port: u16) -> AmqpClients {
+    let uri = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let connection = Connection::connect(&uri, ConnectionProperties::default()).await.expect("AMQP connect");
+    let ch = connection.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    ch.exchange_declare("console.direct".into(), ExchangeKind::Direct, durable, FieldTable::default()).await.unwrap();
+    ch.exchange_declare(
+        "console.fanout".into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let mut audit_args = FieldTable::default();
+    audit_args.insert("x-max-length".into(), AMQPValue::LongInt(10_000));
+    for (name, args) in [("console.orders", FieldTable::default()), ("console.audit", audit_args)] {
+        let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare(name.into(), opts, args).await.unwrap();
+    }
+    for (exchange, queue, key) in AMQP_BINDINGS {
+        ch.queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+    }
+    let publishes = (0..AMQP_DIRECT_MESSAGES)
+        .map(|i| ("console.direct", "order", format!("order-{i}")))
+        .chain((0..AMQP_FANOUT_MESSAGES).map(|i| ("console.fanout", "", format!("audit-{i}"))));
+    for (exchange, key, body) in publishes {
+        ch.basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .expect("basic.publish")
+        .await
+        .expect("confirm");
+    }
+    let consuming = connection.create_channel().await.unwrap();
+    consuming.basic_qos(AMQP_PREFETCH, BasicQosOptions::default()).await.unwrap();
+    let mut consumer = consuming
+        .basic_consume(
+            "console.orders".into(),
+            "console-consumer".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for _ in 0..AMQP_PREFETCH {
+        let d = tokio::time::timeout(AMQP_SETTLE, consumer.next()).await.expect("a delivery").unwrap().unwrap();
+        held.push(d);
+    }
+    AmqpClients { connection, consumer, held }
+}
+
+/// What the browser script checks the AMQP page against (besides the REST answers).
+fn amqp_expectation() -> Value {
+    json!({
+        "queues": AMQP_QUEUES.iter().map(|(name, ready, unacked, consumers)| {
+            json!({"name": name, "ready": ready, "unacked": unacked, "consumers": consumers})
+        }).collect::<Vec<_>>(),
+        "bindings": AMQP_BINDINGS.iter().map(|(s, d, k)| json!({"source": s, "destination": d, "routing_key": k}))
+            .collect::<Vec<_>>(),
+        "exchanges": [{"name": "console.direct", "type": "direct", "durable": true},
+                      {"name": "console.fanout", "type": "fanout", "durable": false}],
+        "consumer": {"queue": "console.orders", "tag": "console-consumer", "prefetch": AMQP_PREFETCH,
+                     "unacked": AMQP_PREFETCH},
+    })
+}
+
+/// `/v1/amqp/...` over plain HTTP: the queues' ready, unacknowledged and consumer figures, the
+/// consumer, the exchanges, the bindings and the overview's totals are the known ones.
+async fn amqp_figures_over_rest(door: &Door) {
+    let figures = |v: &Value| -> Vec<(String, u64, u64, u64)> {
+        v["queues"]
+            .as_array()
+            .map(|qs| {
+                qs.iter()
+                    .map(|q| {
+                        let n = |k: &str| q[k].as_u64().unwrap_or(u64::MAX);
+                        let name = q["name"].as_str().unwrap_or_default().to_owned();
+                        (name, n("messages_ready"), n("messages_unacknowledged"), n("consumers"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let want: Vec<(String, u64, u64, u64)> =
+        AMQP_QUEUES.iter().map(|(n, r, u, c)| ((*n).to_owned(), *r, *u, *c)).collect();
+    let deadline = Instant::now() + AMQP_SETTLE;
+    let queues = loop {
+        let (s, v) = door.get("/v1/amqp/queues?q=console.").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if figures(&v) == want {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "AMQP queue figures {:?}, want {want:?}: {v}", figures(&v));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(queues["total"], 2, "{queues}");
+    let orders = &queues["queues"][1];
+    assert!(orders["topic"].as_str().is_some_and(|t| t.starts_with("AMQP_Q_")), "{orders}");
+    let c = &orders["consumer_details"][0];
+    assert_eq!(
+        (c["consumer_tag"].as_str(), c["ack_mode"].as_str(), c["prefetch_count"].as_u64()),
+        (Some("console-consumer"), Some("manual"), Some(u64::from(AMQP_PREFETCH))),
+        "{orders}"
+    );
+    assert_eq!(c["messages_unacknowledged"].as_u64(), Some(u64::from(AMQP_PREFETCH)), "{orders}");
+    assert!(c["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{c}");
+    assert_eq!(queues["queues"][0]["arguments"], json!({"x-max-length": 10_000}), "{queues}");
+
+    let (s, v) = door.get("/v1/amqp/exchanges?q=console.").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let exchanges: Vec<(&str, &str, bool, u64)> = v["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap(),
+                x["type"].as_str().unwrap(),
+                x["durable"] == true,
+                x["bindings"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(exchanges, [("console.direct", "direct", true, 1), ("console.fanout", "fanout", false, 2)], "{v}");
+
+    let (s, v) = door.get("/v1/amqp/bindings").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let bindings: Vec<(&str, &str, &str, &str)> = v["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let t = |k: &str| b[k].as_str().unwrap();
+            (t("source"), t("destination"), t("destination_type"), t("routing_key"))
+        })
+        .collect();
+    let want: Vec<(&str, &str, &str, &str)> = AMQP_BINDINGS.iter().map(|(s, d, k)| (*s, *d, "queue", *k)).collect();
+    assert_eq!(bindings, want, "{v}");
+    let (_, v) = door.get("/v1/amqp/bindings?queue=console.audit").await;
+    assert_eq!(v["total"], 1, "{v}");
+
+    let (s, o) = door.get("/v1/amqp/overview").await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    let ready: u64 = AMQP_QUEUES.iter().map(|q| q.1).sum();
+    let unacked: u64 = AMQP_QUEUES.iter().map(|q| q.2).sum();
+    assert_eq!(
+        [&o["queues"], &o["exchanges"], &o["bindings"], &o["messages_ready"], &o["messages_unacknowledged"]],
+        [&json!(2), &json!(AMQP_PREDECLARED_EXCHANGES + 2), &json!(3), &json!(ready), &json!(unacked)],
+        "{o}"
+    );
+    assert_eq!((o["connections"].as_u64(), o["consumers"].as_u64()), (Some(1), Some(1)), "{o}");
+    // Paging: one queue per page, the second page holds the second name.
+    let (_, v) = door.get("/v1/amqp/queues?q=console.&limit=1&offset=1").await;
+    assert_eq!((v["total"].as_u64(), v["queues"][0]["name"].as_str()), (Some(2), Some("console.orders")), "{v}");
 }
 
 /// One request of the login table: what it is, method, path, headers, expected status.
@@ -347,6 +582,12 @@ fn login_follows_the_bind_address_and_the_configuration() {
             }
             // A local tool writes either way (the REST door's behaviour before the console).
             door.topic("from-a-tool", 1).await;
+            // The AMQP door is off in these brokers: its routes say so.
+            for path in ["/v1/amqp/overview", "/v1/amqp/exchanges", "/v1/amqp/queues", "/v1/amqp/bindings"] {
+                let (s, v) = door.get(path).await;
+                assert_eq!((s, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")), "{path}: {v}");
+                assert_eq!(v["detail"], "the AMQP door is off: amqpListenPort=0", "{path}");
+            }
         });
     }
 }

@@ -1,7 +1,9 @@
 //! The operations behind the web console (`/dashboard/`) on this process's broker: group
 //! members, offset reset with a preview (online or offline groups), bounded queries by time,
 //! per-group delivery status, dead-letter resend and the cluster overview. [`LocalMessaging`]'s
-//! [`Messaging`](super::Messaging) implementation delegates here.
+//! [`Messaging`](super::Messaging) implementation delegates here. Also the shapes of the AMQP
+//! door's read-only view ([`AmqpConsole`]), which `gateway-amqp` implements and `gateway-http`
+//! serves.
 //!
 //! Limits:
 //!
@@ -416,4 +418,119 @@ impl LocalMessaging {
         }
         Ok(overview)
     }
+}
+
+// The AMQP door's state as the console shows it. The door (`gateway-amqp`) implements
+// [`AmqpConsole`]; the HTTP door (`gateway-http`) serves it under `/v1/amqp/...`; `mqbroker`
+// hands the one to the other, so neither gateway depends on the other.
+
+/// A boxed future of the AMQP view (the trait is used as `dyn AmqpConsole`).
+pub type AmqpFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A read-only view of the AMQP door: exchanges, bindings, queues with their depth,
+/// unacknowledged messages and consumers. Nothing here changes the door's state.
+pub trait AmqpConsole: Send + Sync {
+    /// Counts, and the messages ready and unacknowledged over the first queues (bounded).
+    fn overview(&self) -> AmqpFuture<'_, AmqpOverview>;
+    /// Every exchange, by name (the default exchange is the empty name).
+    fn exchanges(&self) -> Vec<AmqpExchange>;
+    /// Every binding declared on an exchange, by source, destination and key (the default
+    /// exchange's implicit binding to every queue is not listed).
+    fn bindings(&self) -> Vec<AmqpBinding>;
+    /// Every queue's name, sorted (paging and search need nothing more).
+    fn queue_names(&self) -> Vec<String>;
+    /// The named queues (unknown names are skipped), each with its figures when its actor
+    /// answered in time.
+    fn queues(&self, names: Vec<String>) -> AmqpFuture<'_, Vec<AmqpQueue>>;
+}
+
+/// Counts over the whole door.
+#[derive(Clone, Debug, Default)]
+pub struct AmqpOverview {
+    pub connections: u64,
+    pub channels: u64,
+    pub consumers: u64,
+    pub exchanges: usize,
+    pub queues: usize,
+    pub bindings: usize,
+    /// Messages ready over the queues counted.
+    pub messages_ready: u64,
+    /// Messages delivered and not yet acknowledged over the queues counted.
+    pub messages_unacked: u64,
+    /// Queues whose figures are in the two sums (the first ones by name, bounded; those that
+    /// answered in time).
+    pub queues_counted: usize,
+}
+
+/// An exchange.
+#[derive(Clone, Debug)]
+pub struct AmqpExchange {
+    pub name: String,
+    /// `direct`, `fanout`, `topic` or `headers`.
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    /// The declare arguments as JSON (an object).
+    pub arguments: serde_json::Value,
+    /// Bindings from this exchange.
+    pub bindings: usize,
+}
+
+/// A binding from an exchange to a queue or another exchange.
+#[derive(Clone, Debug)]
+pub struct AmqpBinding {
+    pub source: String,
+    pub destination: String,
+    /// `queue` or `exchange`.
+    pub destination_type: &'static str,
+    pub routing_key: String,
+    /// The binding arguments as JSON (an object).
+    pub arguments: serde_json::Value,
+}
+
+/// A queue and, when its actor answered, its figures.
+#[derive(Clone, Debug)]
+pub struct AmqpQueue {
+    pub name: String,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    /// The declare arguments as JSON (an object).
+    pub arguments: serde_json::Value,
+    /// The RocketMQ topic holding the queue's messages.
+    pub topic: String,
+    /// The consumer group holding the queue's committed frontier.
+    pub group: String,
+    pub figures: Option<AmqpQueueFigures>,
+}
+
+/// A queue's figures as its actor holds them.
+#[derive(Clone, Debug, Default)]
+pub struct AmqpQueueFigures {
+    /// Messages ready for delivery (stored past the read positions, plus requeued ones).
+    pub ready: u64,
+    /// Messages delivered and not yet acknowledged.
+    pub unacked: u64,
+    pub consumers: Vec<AmqpConsumer>,
+}
+
+/// A consumer of a queue.
+#[derive(Clone, Debug)]
+pub struct AmqpConsumer {
+    pub tag: String,
+    /// The connection's number in this door.
+    pub connection: u64,
+    /// The client's address.
+    pub peer: String,
+    pub channel: u16,
+    /// `basic.qos` prefetch of the consumer (0: no limit).
+    pub prefetch: u16,
+    /// `basic.qos` prefetch of its channel, `global` (0: no limit).
+    pub channel_prefetch: u16,
+    /// Manual acknowledgement (`no-ack` off).
+    pub manual_ack: bool,
+    pub exclusive: bool,
+    /// Messages delivered to it and not yet acknowledged.
+    pub unacked: u64,
 }
