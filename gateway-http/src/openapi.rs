@@ -271,7 +271,8 @@ pub const OPERATIONS: &[Operation] = &[
         path: "/v1/groups/{group}/lag",
         id: "groupLag",
         summary: "Consumer progress and lag per queue (`committed` false where the group has no offset; lag is never \
-                  negative)",
+                  negative; `inflight` counts the simple consumer's open leases on that queue, and the queues of \
+                  the group's pop retry topic are listed while leases are open there)",
         query: &["topic"],
         body: &[],
         responses: &[200, 404],

@@ -378,6 +378,20 @@ fn simple_consumer_leases_acks_nacks_and_dead_letters() {
         bodies.sort_unstable();
         assert_eq!(bodies, ["three", "two"], "{again:?}");
         assert!(again.iter().all(|m| m["delivery_attempt"] == 2 && m["topic"] == t), "{again:?}");
+        // Both are leased again from the group's pop retry topic: the lag view counts them in
+        // flight there, and nothing on the topic's own queue.
+        let (s, v) = door.get(&format!("/v1/groups/{g}/lag?topic={t}")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let inflight = |own: bool| -> u64 {
+            v["queues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|q| (q["topic"] == t) == own)
+                .map(|q| q["inflight"].as_u64().unwrap())
+                .sum()
+        };
+        assert_eq!((inflight(true), inflight(false)), (0, 2), "{v}");
         // The first lease of "two" expired: its handle is reported as such.
         let (s, v) = door.ack(g, t, &h1).await;
         assert_eq!((s, v["code"].as_str()), (StatusCode::GONE, Some("INVALID_RECEIPT_HANDLE")), "{v}");

@@ -638,32 +638,41 @@ impl Messaging for LocalMessaging {
     }
 
     async fn progress(&self, group: &str, topic: Option<&str>) -> Result<Vec<QueueProgress>> {
+        use std::collections::BTreeMap;
         let b = &self.broker;
         let topics: Vec<String> = match topic {
             Some(t) => vec![t.to_owned()],
             None => b.meta.consumer_offsets().topics_of_group(group).into_iter().map(str::to_owned).collect(),
         };
         let mut out = Vec::new();
-        for t in topics {
+        let row = |t: &str, q: u32, inflight: &BTreeMap<u32, usize>| {
+            let broker_offset = b.store.max_offset(t, q);
+            let consumer_offset = b.meta.consumer_offsets().offset(t, group, q).unwrap_or(-1);
+            QueueProgress {
+                topic: t.to_owned(),
+                queue_id: q,
+                broker_offset,
+                consumer_offset,
+                lag: broker_offset.saturating_sub(consumer_offset.max(0) as u64),
+                inflight: inflight.get(&q).copied().unwrap_or(0) as u64,
+            }
+        };
+        for t in &topics {
+            let t = t.clone();
             let Some(tc) = b.topics.get(&t) else {
                 if topic.is_some() {
                     return Err(Error::TopicNotFound(format!("topic {t} does not exist")));
                 }
                 continue;
             };
-            let inflight = b.pops.inflight(group, &t) as u64;
-            for q in 0..tc.read_queue_nums {
-                let broker_offset = b.store.max_offset(&t, q);
-                let consumer_offset = b.meta.consumer_offsets().offset(&t, group, q).unwrap_or(-1);
-                let lag = broker_offset.saturating_sub(consumer_offset.max(0) as u64);
-                out.push(QueueProgress {
-                    topic: t.clone(),
-                    queue_id: q,
-                    broker_offset,
-                    consumer_offset,
-                    lag,
-                    inflight: if q == 0 { inflight } else { 0 },
-                });
+            let inflight = b.pops.inflight(group, &t);
+            out.extend((0..tc.read_queue_nums).map(|q| row(&t, q, &inflight)));
+            // Messages received again (after a nack or an expired lease) are leased from the pop
+            // retry topic: its queues are listed while leases are open there.
+            let retry = crate::processor::pop::pop_retry_topic(group, &t);
+            let retry_inflight = b.pops.inflight(group, &retry);
+            if !retry_inflight.is_empty() && !topics.contains(&retry) {
+                out.extend(retry_inflight.keys().map(|&q| row(&retry, q, &retry_inflight)));
             }
         }
         Ok(out)

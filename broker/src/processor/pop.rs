@@ -197,14 +197,13 @@ impl PopState {
         self.queues.read().unwrap_or_else(|e| e.into_inner()).get(&key).cloned()
     }
 
-    /// Open leases of `group` on `topic` (its retry topic included): the inflight count.
-    pub fn inflight(&self, group: &str, topic: &str) -> usize {
-        let retry = pop_retry_topic(group, topic);
+    /// Open leases of `group` on each queue of `topic` (queues without a lease are left out).
+    pub fn inflight(&self, group: &str, topic: &str) -> BTreeMap<u32, usize> {
         let map = self.queues.read().unwrap_or_else(|e| e.into_inner());
         map.iter()
-            .filter(|(k, _)| k.group == group && (k.topic == topic || k.topic == retry))
-            .map(|(_, q)| q.lock().unwrap_or_else(|e| e.into_inner()).leases.len())
-            .sum()
+            .filter(|(k, _)| k.group == group && k.topic == topic)
+            .map(|(k, q)| (k.queue_id, q.lock().unwrap_or_else(|e| e.into_inner()).leases.len()))
+            .collect()
     }
 
     /// `(group, topic, open leases)` of every queue state, summed per group and topic.
