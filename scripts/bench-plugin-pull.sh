@@ -61,10 +61,13 @@ profiled() { # profiled <suffix> <command...>: with PERF_OUT, perf record of the
     kill -INT "$perf_pid"; wait "$perf_pid" || true
 }
 
+RATIOS=()
 echo "backlog: $MESSAGES messages of 128 bytes, 4 queues"
 for round in $(seq 1 "$ROUNDS"); do
     plain=$(profiled "$round.plain" drain "CG_plain_$round")
     "$BIN/mqadmin" plugin bind -n "$NS" -b "$BROKER" -p sql -r filter -g "CG_sql_$round" -t BenchPull >/dev/null
     filtered=$(profiled "$round.sql" drain "CG_sql_$round")
     python3 -c "p=$plain; f=$filtered; print(f'round $round: no plugin {p} msgs/s, SQL92 plugin {f} msgs/s = {100*f/p:.0f}%')"
+    RATIOS+=("$(python3 -c "print($filtered/$plain)")")
 done
+python3 -c "import statistics,sys; r=[float(x) for x in sys.argv[1:]]; print(f'median of {len(r)} rounds: {100*statistics.median(r):.0f}%')" "${RATIOS[@]}"
