@@ -69,19 +69,25 @@ impl<'a> PluginMessage<'a> {
 }
 
 /// `store::format::property` on bytes (the hot path of every plugin call looks up TAGS and KEYS):
-/// the first pair named `key` with a non-empty value.
+/// the first pair named `key` with a non-empty value. Pairs are found with `memchr`.
 fn property<'a>(encoded: &'a str, key: &str) -> Option<&'a str> {
     const NAME_VALUE_SEPARATOR: u8 = 1;
     const PROPERTY_SEPARATOR: u8 = 2;
-    encoded.as_bytes().split(|b| *b == PROPERTY_SEPARATOR).find_map(|pair| {
-        let value = pair.strip_prefix(key.as_bytes())?.strip_prefix(&[NAME_VALUE_SEPARATOR])?;
-        if value.is_empty() {
-            return None;
+    let bytes = encoded.as_bytes();
+    let mut start = 0;
+    while start <= bytes.len() {
+        let end = memchr::memchr(PROPERTY_SEPARATOR, &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        let value =
+            bytes[start..end].strip_prefix(key.as_bytes()).and_then(|v| v.strip_prefix(&[NAME_VALUE_SEPARATOR]));
+        if let Some(value) = value
+            && !value.is_empty()
+        {
+            // The separators are ASCII, so these are char boundaries.
+            return encoded.get(end - value.len()..end);
         }
-        // The separators are ASCII, so these are char boundaries.
-        let start = value.as_ptr() as usize - encoded.as_ptr() as usize;
-        encoded.get(start..start + value.len())
-    })
+        start = end + 1;
+    }
+    None
 }
 
 /// `start << 32 | len`; spans past 4 GiB cannot occur (batches are far smaller), saturated anyway.
