@@ -2,8 +2,8 @@
 //! on the broker's store, on the `amq-protocol` codec (the one lapin uses).
 //!
 //! The door calls the broker only through [`broker::messaging::Messaging`]. Its parts:
-//! `conn.rs` (handshake, frames, channels, every method), `publisher.rs` (a channel's batched
-//! stores and confirms), `model.rs` (exchanges, bindings, routing, `amqp.json`), `queue.rs` (one
+//! `handshake.rs` (protocol header, login, tune, open), `conn.rs` (frames, channels, every
+//! method), `publisher.rs` (a channel's batched stores and confirms), `model.rs` (exchanges, bindings, routing, `amqp.json`), `queue.rs` (one
 //! actor per queue: read positions, unacknowledged and requeued messages, consumers, prefetch),
 //! `props.rs` (AMQP message ⇄ RocketMQ message),
 //! `wire.rs` (frame reading with limits, encoding), `error.rs` (the one mapping to reply codes),
@@ -56,6 +56,7 @@
 
 pub mod conn;
 pub mod error;
+pub mod handshake;
 pub mod metrics;
 pub mod model;
 pub mod props;
