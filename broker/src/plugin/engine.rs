@@ -50,9 +50,49 @@ impl std::fmt::Display for CallError {
 
 /// Per-store state: the memory cap and the plugin's log and counters.
 pub(super) struct Ctx {
-    limits: StoreLimits,
+    limits: Limits,
     log: Arc<PluginLog>,
     stats: Arc<Stats>,
+}
+
+/// The store's caps, plus the size its linear memory has grown to (the recycling rule reads it).
+struct Limits {
+    caps: StoreLimits,
+    memory_bytes: usize,
+}
+
+impl wasmtime::ResourceLimiter for Limits {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.caps.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory_bytes = self.memory_bytes.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.caps.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.caps.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.caps.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.caps.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.caps.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.caps.memories()
+    }
 }
 
 impl bindings::rocketmq::plugin::types::Host for Ctx {}
@@ -217,6 +257,8 @@ pub(super) struct Live {
     /// The matcher answered `none` (no opinion) to a prefilter: it is not asked again, which
     /// saves a call per batch for filters whose parameters give them nothing to prefilter on.
     prefilter_has_no_opinion: bool,
+    /// Calls made on this instance (the recycling rule reads it).
+    calls: u32,
 }
 
 fn classify(e: &wasmtime::Error) -> CallError {
@@ -271,6 +313,7 @@ impl Loaded {
             .memories(MEMORIES_PER_INSTANCE_MAX)
             .trap_on_grow_failure(true)
             .build();
+        let limits = Limits { caps: limits, memory_bytes: 0 };
         let mut store = Store::new(&self.engine, Ctx { limits, log: log.clone(), stats: stats.clone() });
         store.limiter(|c| &mut c.limits);
         store.set_epoch_deadline(CREATE_DEADLINE_MS / EPOCH_TICK_MS);
@@ -317,7 +360,7 @@ impl Loaded {
             max_batch: info.max_batch.clamp(1, BATCH_MESSAGES_MAX as u32) as usize,
         };
         let batch = MsgBatch { data: Vec::new(), index: Vec::new() };
-        Ok((Live { store, guest, handle, batch, prefilter_has_no_opinion: false }, info))
+        Ok((Live { store, guest, handle, batch, prefilter_has_no_opinion: false, calls: 0 }, info))
     }
 }
 
@@ -327,7 +370,14 @@ impl Live {
         (&mut self.batch.data, &mut self.batch.index)
     }
 
+    /// Whether this instance has served its time: a guest's allocator fragments and its heap
+    /// only grows, so a long-lived instance gets slower; a fresh one from the pool is cheap.
+    pub(super) fn worn_out(&self) -> bool {
+        self.calls >= INSTANCE_CALLS_MAX || self.store.data().limits.memory_bytes > INSTANCE_MEMORY_RECYCLE_BYTES
+    }
+
     fn arm(&mut self, deadline_ms: u64) {
+        self.calls = self.calls.saturating_add(1);
         self.store.set_epoch_deadline(deadline_ms.div_ceil(EPOCH_TICK_MS).max(1));
     }
 
@@ -412,7 +462,11 @@ impl InstancePool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
+    /// Pools `live` again, unless it is worn out or the pool is full (then it is dropped).
     pub(super) fn give_back(&self, live: Live) {
+        if live.worn_out() {
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < POOL_IDLE_PER_PLUGIN_MAX {
             idle.push(live);

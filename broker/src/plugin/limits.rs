@@ -18,6 +18,10 @@ pub const POOL_INSTANCES_MAX: u32 = 128;
 pub const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
 /// Linear memories one component may hold.
 pub const MEMORIES_PER_INSTANCE_MAX: usize = 2;
+/// An instance is dropped, not pooled again, after this many calls or once its linear memory
+/// has grown past this size (a guest heap only grows and fragments; a fresh instance is cheap).
+pub const INSTANCE_CALLS_MAX: u32 = 4_096;
+pub const INSTANCE_MEMORY_RECYCLE_BYTES: usize = 8 * 1024 * 1024;
 /// Idle instances kept per plugin version.
 pub const POOL_IDLE_PER_PLUGIN_MAX: usize = 4;
 /// The epoch ticker's period: the deadline's resolution.

@@ -244,6 +244,23 @@ fn the_sql92_plugin_follows_rocketmqs_grammar_in_the_real_host() {
 }
 
 #[test]
+fn an_instance_is_replaced_after_its_call_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = Plugins::open(dir.path(), None);
+    plugins.deploy("sql", &wasm("sql92_filter"), params(&[("expression", "a = 5")]), None).unwrap();
+    plugins.bind(filter_binding("sql", "g", "t")).unwrap();
+    let props = encoded(&[("a", "5")]);
+    let created = || plugins.describe("sql").unwrap().counters.instances_created;
+    let at_deploy = created();
+    // One instance serves the first INSTANCE_CALLS_MAX calls (a prefilter call included), then
+    // exactly one fresh instance takes over: not one per call, and not never.
+    for _ in 0..super::limits::INSTANCE_CALLS_MAX + 1 {
+        assert_eq!(plugins.filter("g", "t", &[message(&props, b"")]).unwrap(), vec![Decision::Pass]);
+    }
+    assert_eq!(created(), at_deploy + 1, "the worn-out instance was replaced once");
+}
+
+#[test]
 fn the_tag_prefilter_drops_by_hash_code_and_the_full_match_checks_the_string() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = Plugins::open(dir.path(), None);
