@@ -78,6 +78,30 @@ impl Slave {
         }
     }
 
+    /// [`Slave::run`] on a thread of its own with a single-threaded runtime, so that a burst
+    /// costs one wake-up of one thread (read, append, report) and never pulls in the broker's
+    /// other workers. Returns a task of the caller's runtime; aborting (or dropping) it stops the
+    /// thread.
+    ///
+    /// # Errors
+    /// The thread or its runtime cannot be created.
+    pub fn spawn_on_own_thread(self: Arc<Slave>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new().name("ha-slave".into()).spawn(move || {
+            runtime.block_on(async move {
+                tokio::select! {
+                    () = self.run() => {}
+                    _ = stop_rx => {}
+                }
+            });
+        })?;
+        Ok(tokio::spawn(async move {
+            let _stop_when_dropped = stop_tx;
+            std::future::pending::<()>().await;
+        }))
+    }
+
     /// Connects and replicates until the task is aborted, reconnecting after every failure.
     pub async fn run(self: Arc<Slave>) {
         let mut last_error: Option<String> = None;

@@ -476,7 +476,7 @@ impl Broker {
             tasks.push(tokio::spawn(master.clone().serve(listener)));
         }
         if let Some(slave) = &inner.ha_slave {
-            tasks.push(tokio::spawn(slave.clone().run()));
+            tasks.push(slave.clone().spawn_on_own_thread().context("starting the HA slave thread")?);
             tasks.push(tokio::spawn(slave_sync::run(inner.clone())));
         }
         tasks.push(tokio::spawn(register_loop(inner.clone())));

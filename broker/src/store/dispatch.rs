@@ -16,6 +16,10 @@ const DISPATCH_BATCH_RECORDS_MAX: usize = 4096;
 /// becomes readable), and goes idle after this many empty polls.
 const POLL_INTERVAL_US: u64 = 500;
 const IDLE_AFTER_QUIET_POLLS: u32 = 4;
+/// The same interval on a slave: its units are read only by consumers the master sent there
+/// (far behind, or the master down), so a few milliseconds late costs nothing, and on a host
+/// shared with its master a slower poll leaves the CPU to the master's send path.
+const REPLICA_POLL_INTERVAL_US: u64 = 2_000;
 
 /// The dispatcher thread: follows the CommitLog's published end.
 pub(super) fn run(inner: &Inner) {
@@ -31,7 +35,9 @@ pub(super) fn run(inner: &Inner) {
             if quiet_polls < IDLE_AFTER_QUIET_POLLS {
                 // Under load, poll: appenders then never pay for waking us.
                 quiet_polls += 1;
-                std::thread::park_timeout(Duration::from_micros(POLL_INTERVAL_US));
+                let replica = inner.replica_appends.load(Ordering::Acquire);
+                let interval_us = if replica { REPLICA_POLL_INTERVAL_US } else { POLL_INTERVAL_US };
+                std::thread::park_timeout(Duration::from_micros(interval_us));
                 continue;
             }
             // Idle: announce it, so the next append wakes us at once.
