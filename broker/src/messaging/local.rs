@@ -286,12 +286,16 @@ fn check_name(kind: &str, name: &str) -> Result<()> {
     protocol::check_topic_name(name).map_err(|e| Error::BadRequest(format!("{kind} name {name:?}: {e}")))
 }
 
-impl Messaging for LocalMessaging {
-    async fn publish(
+impl LocalMessaging {
+    /// Stores `messages`; with `wait` the answer comes once they are durable as configured
+    /// (flushed under SYNC_FLUSH, on a slave under SYNC_MASTER), without it once they are
+    /// stored and dispatched.
+    async fn publish_with(
         &self,
         topic: &str,
         messages: Vec<OutgoingMessage>,
         producer_group: &str,
+        wait: bool,
     ) -> Result<Vec<super::Published>> {
         let b = &self.broker;
         let started = std::time::Instant::now();
@@ -346,7 +350,7 @@ impl Messaging for LocalMessaging {
                 ids.push(id);
             }
             let count = inputs.len() as u64;
-            let result = put_replicated(b, inputs, true).await?;
+            let result = put_replicated(b, inputs, wait).await?;
             wait_dispatched(b, result.appended.end_offset).await;
             b.metrics.record_in(self.protocol, topic, count, bytes);
             let (durability, status) = self.durability(result.status);
@@ -371,6 +375,26 @@ impl Messaging for LocalMessaging {
         }
         b.metrics.observe_send(self.protocol, started.elapsed());
         Ok(out)
+    }
+}
+
+impl Messaging for LocalMessaging {
+    async fn publish(
+        &self,
+        topic: &str,
+        messages: Vec<OutgoingMessage>,
+        producer_group: &str,
+    ) -> Result<Vec<super::Published>> {
+        self.publish_with(topic, messages, producer_group, true).await
+    }
+
+    async fn publish_unwaited(
+        &self,
+        topic: &str,
+        messages: Vec<OutgoingMessage>,
+        producer_group: &str,
+    ) -> Result<Vec<super::Published>> {
+        self.publish_with(topic, messages, producer_group, false).await
     }
 
     async fn end_transaction(&self, transaction_id: &str, commit: bool) -> Result<()> {

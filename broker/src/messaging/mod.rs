@@ -392,6 +392,19 @@ pub trait Messaging: Send + Sync + 'static {
         producer_group: &str,
     ) -> impl Future<Output = Result<Vec<Published>>> + Send;
 
+    /// [`Messaging::publish`] for a publisher that does not wait for durability (RocketMQ's
+    /// `WAIT=false`, AMQP publishes without confirms): answered once the messages are stored and
+    /// readable, before the flush that SYNC_FLUSH waits for and before a SYNC_MASTER's slave has
+    /// them. By default the same as `publish`.
+    fn publish_unwaited(
+        &self,
+        topic: &str,
+        messages: Vec<OutgoingMessage>,
+        producer_group: &str,
+    ) -> impl Future<Output = Result<Vec<Published>>> + Send {
+        self.publish(topic, messages, producer_group)
+    }
+
     /// Commits or rolls back a half message by the id [`Published::transaction_id`] gave.
     fn end_transaction(&self, transaction_id: &str, commit: bool) -> impl Future<Output = Result<()>> + Send;
 

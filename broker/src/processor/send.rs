@@ -394,10 +394,17 @@ fn waits_for_store(properties: &str) -> bool {
     protocol::property(properties, PROPERTY_WAIT).is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"))
 }
 
-/// [`put`], then under SYNC_MASTER (and `wait`) the wait for a slave: a send is answered only
-/// once a slave has the message, or with FLUSH_SLAVE_TIMEOUT after `slaveTimeout`, or at once
-/// with SLAVE_NOT_AVAILABLE when no slave is fit. The message is stored in every case.
+/// [`put`], then under SYNC_MASTER the wait for a slave: a send is answered only once a slave
+/// has the message, or with FLUSH_SLAVE_TIMEOUT after `slaveTimeout`, or at once with
+/// SLAVE_NOT_AVAILABLE when no slave is fit. The message is stored in every case. Without
+/// `wait` (`WAIT=false`) nothing is waited for: neither the flush nor the slave.
 pub async fn put_replicated(broker: &Arc<BrokerInner>, batch: Vec<MessageInput>, wait: bool) -> Result<PutResult> {
+    if !wait {
+        // `WAIT=false`: stored, answered PUT_OK without waiting for a flush or a slave (4.9.4).
+        let result = broker.store.put_messages_unwaited(&batch)?;
+        broker.stats.record_put(batch.len() as u64);
+        return Ok(result);
+    }
     let master = match &broker.ha_master {
         Some(m) if wait && broker.role() == Role::SyncMaster => Arc::clone(m),
         _ => return put(broker, batch).await,

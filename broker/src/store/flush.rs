@@ -112,6 +112,12 @@ impl GroupCommit {
         self.request(&mut s, end);
     }
 
+    /// Asks for a flush up to `end` without waiting for it (a `WAIT=false` put under SYNC_FLUSH).
+    pub(crate) fn request_flush(&self, end: u64) {
+        let mut s = self.lock();
+        self.request(&mut s, end);
+    }
+
     fn request(&self, s: &mut State, end: u64) {
         if s.flushed < end {
             s.requests_since_round += 1;

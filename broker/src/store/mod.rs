@@ -239,6 +239,21 @@ impl MessageStore {
         }
     }
 
+    /// Appends `batch` without waiting for it to become durable: RocketMQ's `WAIT=false`
+    /// (`waitStoreMsgOK`), which AMQP publishes without confirms also use. Under SYNC_FLUSH the
+    /// group commit is asked to flush it, and the answer is PUT_OK at once, as 4.9.4 gives.
+    ///
+    /// # Errors
+    /// As [`MessageStore::put_messages`], except flush timeouts (nothing waits for the flush).
+    pub fn put_messages_unwaited(&self, batch: &[MessageInput]) -> Result<PutResult> {
+        let appended = self.append_checked(batch)?;
+        let inner = &*self.inner;
+        if inner.config.flush_disk_type == FlushDiskType::Sync {
+            inner.group_commit.request_flush(appended.end_offset);
+        }
+        Ok(PutResult { status: PutStatus::Ok, appended })
+    }
+
     fn append_checked(&self, batch: &[MessageInput]) -> Result<AppendResult> {
         let inner = &*self.inner;
         inner.check_writable()?;

@@ -379,6 +379,29 @@ fn fsync_failure_poisons_the_store() {
     assert_bodies(&got[..10], &(0..10).map(body).collect::<Vec<_>>(), "acknowledged before the failure");
 }
 
+/// `WAIT=false` under SYNC_FLUSH: the put is answered PUT_OK without waiting, the flush it
+/// asked for still happens (no later put needed), and the message is readable and survives a
+/// restart.
+#[test]
+fn an_unwaited_put_asks_for_the_flush_it_does_not_wait_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.flush_disk_type = FlushDiskType::Sync;
+    let store = MessageStore::open(c.clone()).unwrap();
+    let rounds_before = store.commit_log_flush_rounds();
+    let r = store.put_messages_unwaited(&[msg("U", 0, &body(0), "", ""), msg("U", 0, &body(1), "", "")]).unwrap();
+    assert_eq!(r.status, PutStatus::Ok);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while store.commit_log_flush_rounds() == rounds_before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(store.commit_log_flush_rounds() > rounds_before, "the requested flush ran");
+    store.shutdown().unwrap();
+    drop(store);
+    let store = MessageStore::open(c).unwrap();
+    assert_bodies(&read_all(&store, "U", 0), &[body(0), body(1)], "after a restart");
+}
+
 #[test]
 fn async_flush_failure_also_poisons() {
     let dir = tempfile::tempdir().unwrap();
