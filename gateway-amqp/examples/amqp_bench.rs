@@ -25,7 +25,7 @@ fn line(phase: &str, n: usize, started: Instant) {
     std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()).expect("stdout");
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let uri = args.get(1).cloned().unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());

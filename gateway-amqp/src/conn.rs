@@ -8,13 +8,16 @@
 //! deliveries go back to their queues (`redelivered`), and when the connection ends its exclusive
 //! queues are deleted.
 //!
+//! A connection works in the one vhost it opened: every name it uses is looked up there, and
+//! every reply text names it.
+//!
 //! Writes go through one writer task per connection (deliveries from the queues' actors, replies,
 //! confirms and heartbeats share it, so their order on the wire is the order they were queued).
 //! Publishes go to a publisher task per channel (`publisher.rs`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,6 +69,10 @@ struct Channel {
     pending: Option<Pending>,
     publisher: Option<mpsc::Sender<PubItem>>,
     tx_buffer: Vec<PubItem>,
+    /// Acknowledgements, nacks and rejects held by a transaction until `tx.commit`.
+    tx_settles: Vec<(Vec<(u64, Unacked)>, Settle)>,
+    /// `channel.flow(active=false)` is in force.
+    paused: Arc<AtomicBool>,
 }
 
 impl Channel {
@@ -81,6 +88,8 @@ impl Channel {
             pending: None,
             publisher: None,
             tx_buffer: Vec::new(),
+            tx_settles: Vec::new(),
+            paused: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -98,11 +107,17 @@ enum End {
 struct Conn<M: Messaging> {
     shared: Arc<Shared<M>>,
     id: u64,
+    /// The vhost the connection opened.
+    vhost: String,
     peer: SocketAddr,
     out: mpsc::Sender<Vec<u8>>,
     frame_max: u32,
     channel_max: u16,
     channels: HashMap<u16, Channel>,
+    /// Acknowledgements read but not yet passed to their queues: the acks of one read go to each
+    /// queue as one settle (and one poke per channel), not one message per ack.
+    acked: Vec<Unacked>,
+    acked_channels: Vec<u16>,
 }
 
 fn ids(class: &AMQPClass) -> (u16, u16) {
@@ -130,11 +145,14 @@ pub(crate) async fn run<M: Messaging>(shared: Arc<Shared<M>>, stream: TcpStream,
     let mut conn = Conn {
         shared: shared.clone(),
         id,
+        vhost: tuned.vhost.clone(),
         peer,
         out,
         frame_max: tuned.frame_max,
         channel_max: tuned.channel_max,
         channels: HashMap::new(),
+        acked: Vec::new(),
+        acked_channels: Vec::new(),
     };
     let end = conn.frames(&mut rd, &mut buf, tuned.heartbeat_s, tuned.blocked_capable).await;
     if let End::Fail(f, class_id, method_id) = end {
@@ -222,12 +240,25 @@ impl<M: Messaging> Conn<M> {
                     Ok(None) => break,
                     Err(f) => return End::Fail(f, 0, 0),
                 };
-                match self.frame(frame).await {
+                // Buffered acks go first whenever anything else comes, so every other method sees
+                // them applied.
+                if !matches!(&frame, AMQPFrame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Ack(_)))) {
+                    self.flush_acks();
+                }
+                let done = self.frame(frame).await;
+                match done {
                     Ok(None) => {}
-                    Ok(Some(end)) => return end,
-                    Err((f, c, m)) => return End::Fail(f, c, m),
+                    Ok(Some(end)) => {
+                        self.flush_acks();
+                        return end;
+                    }
+                    Err((f, c, m)) => {
+                        self.flush_acks();
+                        return End::Fail(f, c, m);
+                    }
                 }
             }
+            self.flush_acks();
             if blocked_capable && *blocked.borrow() != told_blocked {
                 told_blocked = !told_blocked;
                 self.send_blocked(told_blocked).await;
@@ -389,6 +420,11 @@ impl<M: Messaging> Conn<M> {
                 return Err(Fail::new(error::CHANNEL_ERROR, "second 'channel.open' seen"));
             }
             AMQPClass::Channel(channel::AMQPMethod::Flow(f)) => {
+                // `active=false` stops deliveries to the channel's consumers until `active=true`.
+                self.chan(ch)?.paused.store(!f.active, Ordering::Relaxed);
+                if f.active {
+                    self.poke(ch);
+                }
                 self.reply(ch, AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk { active: f.active })))
                     .await;
             }
@@ -418,7 +454,7 @@ impl<M: Messaging> Conn<M> {
                     let tag = c.consumer_tag.as_str().to_owned();
                     let left = q.ask(|reply| Cmd::Cancel { conn: self.id, channel: ch, tag: Some(tag), reply }).await;
                     if q.auto_delete && left == Some(0) {
-                        let _ = self.shared.delete_queue(self.id, &q.name, false, false).await;
+                        let _ = self.shared.delete_queue(&self.vhost, self.id, &q.name, false, false).await;
                     }
                 }
                 if !c.nowait {
@@ -428,11 +464,18 @@ impl<M: Messaging> Conn<M> {
             }
             AMQPClass::Basic(B::Get(g)) => self.get(ch, g).await?,
             AMQPClass::Basic(B::Ack(a)) => {
-                let items =
-                    self.chan(ch)?.ledger.lock().unwrap_or_else(|e| e.into_inner()).take(a.delivery_tag, a.multiple)?;
+                let c = self.chan(ch)?;
+                if c.tx {
+                    let items = c.ledger.lock().unwrap_or_else(|e| e.into_inner()).hold(a.delivery_tag, a.multiple)?;
+                    c.tx_settles.push((items, Settle::Ack));
+                    return Ok(());
+                }
+                let items = c.ledger.lock().unwrap_or_else(|e| e.into_inner()).take(a.delivery_tag, a.multiple)?;
                 self.shared.metrics.acknowledged.inc_by(items.len() as u64);
-                crate::queue::settle(items, Settle::Ack);
-                self.poke(ch);
+                self.acked.extend(items);
+                if !self.acked_channels.contains(&ch) {
+                    self.acked_channels.push(ch);
+                }
             }
             AMQPClass::Basic(B::Nack(n)) => self.reject(ch, n.delivery_tag, n.multiple, n.requeue)?,
             AMQPClass::Basic(B::Reject(r)) => self.reject(ch, r.delivery_tag, false, r.requeue)?,
@@ -440,14 +483,14 @@ impl<M: Messaging> Conn<M> {
                 if !r.requeue {
                     return Err(Fail::new(error::NOT_IMPLEMENTED, "requeue=false"));
                 }
-                self.reject(ch, 0, true, true)?;
+                self.reject_now(ch, 0, true, true)?;
                 self.reply(ch, AMQPClass::Basic(B::RecoverOk(basic::RecoverOk {}))).await;
             }
             AMQPClass::Basic(B::RecoverAsync(r)) => {
                 if !r.requeue {
                     return Err(Fail::new(error::NOT_IMPLEMENTED, "requeue=false"));
                 }
-                self.reject(ch, 0, true, true)?;
+                self.reject_now(ch, 0, true, true)?;
             }
             AMQPClass::Confirm(confirm::AMQPMethod::Select(s)) => {
                 let c = self.chan(ch)?;
@@ -473,6 +516,17 @@ impl<M: Messaging> Conn<M> {
     }
 
     /// Tells the queues this channel consumes from that credit may have changed.
+    /// Passes the buffered acknowledgements to their queues, then pokes the channels they freed
+    /// credit on.
+    fn flush_acks(&mut self) {
+        if !self.acked.is_empty() {
+            crate::queue::settle(std::mem::take(&mut self.acked), Settle::Ack);
+        }
+        for ch in std::mem::take(&mut self.acked_channels) {
+            self.poke(ch);
+        }
+    }
+
     fn poke(&self, ch: u16) {
         if let Some(c) = self.channels.get(&ch) {
             for q in c.consumers.values() {
@@ -482,15 +536,33 @@ impl<M: Messaging> Conn<M> {
     }
 
     fn reject(&mut self, ch: u16, tag: u64, multiple: bool, requeue: bool) -> Result<(), Fail> {
+        let how = if requeue { Settle::Requeue } else { Settle::Drop };
+        let c = self.chan(ch)?;
+        if c.tx {
+            let items = c.ledger.lock().unwrap_or_else(|e| e.into_inner()).hold(tag, multiple)?;
+            c.tx_settles.push((items, how));
+            return Ok(());
+        }
+        self.reject_now(ch, tag, multiple, requeue)
+    }
+
+    /// Rejects at once, in a transaction too (`basic.recover` is not transactional).
+    fn reject_now(&mut self, ch: u16, tag: u64, multiple: bool, requeue: bool) -> Result<(), Fail> {
+        let how = if requeue { Settle::Requeue } else { Settle::Drop };
         let items = self.chan(ch)?.ledger.lock().unwrap_or_else(|e| e.into_inner()).take(tag, multiple)?;
-        self.shared
-            .metrics
-            .rejected
-            .with_label_values(&[if requeue { "true" } else { "false" }])
-            .inc_by(items.len() as u64);
-        crate::queue::settle(items, if requeue { Settle::Requeue } else { Settle::Drop });
+        self.count_settled(how, items.len());
+        crate::queue::settle(items, how);
         self.poke(ch);
         Ok(())
+    }
+
+    fn count_settled(&self, how: Settle, n: usize) {
+        let m = &self.shared.metrics;
+        match how {
+            Settle::Ack => m.acknowledged.inc_by(n as u64),
+            Settle::Requeue => m.rejected.with_label_values(&["true"]).inc_by(n as u64),
+            Settle::Drop => m.rejected.with_label_values(&["false"]).inc_by(n as u64),
+        }
     }
 
     async fn tx_method(&mut self, ch: u16, m: tx::AMQPMethod) -> Result<(), Fail> {
@@ -518,6 +590,20 @@ impl<M: Messaging> Conn<M> {
                 if !wait.await.unwrap_or(false) {
                     return Err(Fail::internal("the transaction's messages could not all be stored"));
                 }
+                // Then the held acknowledgements, in the order they came.
+                let c = self.chan(ch)?;
+                let settles = std::mem::take(&mut c.tx_settles);
+                {
+                    let mut l = c.ledger.lock().unwrap_or_else(|e| e.into_inner());
+                    for (items, _) in &settles {
+                        l.release_held(items);
+                    }
+                }
+                for (items, how) in settles {
+                    self.count_settled(how, items.len());
+                    crate::queue::settle(items.into_iter().map(|(_, u)| u).collect(), how);
+                }
+                self.poke(ch);
                 self.reply(ch, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {}))).await;
             }
             tx::AMQPMethod::Rollback(_) => {
@@ -526,6 +612,14 @@ impl<M: Messaging> Conn<M> {
                     return Err(Fail::precondition("channel is not transactional"));
                 }
                 c.tx_buffer.clear();
+                // Held acknowledgements are forgotten: their deliveries are outstanding again.
+                let settles = std::mem::take(&mut c.tx_settles);
+                {
+                    let mut l = c.ledger.lock().unwrap_or_else(|e| e.into_inner());
+                    for (items, _) in settles {
+                        l.restore(items);
+                    }
+                }
                 self.reply(ch, AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {}))).await;
             }
             _ => return Err(Fail::command_invalid("unexpected tx method")),
@@ -543,8 +637,10 @@ impl<M: Messaging> Conn<M> {
                     return Err(Fail::command_invalid(format!("unknown exchange type '{}'", d.kind.as_str())));
                 }
                 {
+                    let vhost = self.vhost.as_str();
                     let mut model = shared.model.write().unwrap_or_else(|e| e.into_inner());
-                    match model.exchanges.get(name) {
+                    let v = model.vhost_existing_mut(vhost)?;
+                    match v.exchanges.get(name) {
                         Some(x) => {
                             if !d.passive {
                                 if name.is_empty() {
@@ -554,7 +650,7 @@ impl<M: Messaging> Conn<M> {
                                 }
                                 let inequivalent = |arg: &str, got: String, have: String| {
                                     Fail::precondition(format!(
-                                        "inequivalent arg '{arg}' for exchange '{name}' in vhost '/': received '{got}' but current is '{have}'"
+                                        "inequivalent arg '{arg}' for exchange '{name}' in vhost '{vhost}': received '{got}' but current is '{have}'"
                                     ))
                                 };
                                 if Some(x.kind) != kind {
@@ -583,7 +679,7 @@ impl<M: Messaging> Conn<M> {
                                 }
                             }
                         }
-                        None if d.passive => return Err(Fail::not_found("exchange", name)),
+                        None if d.passive => return Err(Fail::not_found("exchange", name, vhost)),
                         None => {
                             if name.starts_with("amq.") {
                                 return Err(Fail::access_refused(format!(
@@ -600,7 +696,7 @@ impl<M: Messaging> Conn<M> {
                             x.auto_delete = d.auto_delete;
                             x.internal = d.internal;
                             x.arguments = d.arguments.clone();
-                            model.exchanges.insert(name.to_owned(), x);
+                            v.exchanges.insert(name.to_owned(), x);
                             if d.durable {
                                 model.save();
                             }
@@ -617,17 +713,21 @@ impl<M: Messaging> Conn<M> {
                     return Err(Fail::access_refused(format!("operation not permitted on exchange '{name}'")));
                 }
                 {
+                    let vhost = self.vhost.as_str();
                     let mut model = shared.model.write().unwrap_or_else(|e| e.into_inner());
-                    if let Some(x) = model.exchanges.get(name) {
-                        if d.if_unused && (!x.bindings.is_empty() || model.is_destination(name)) {
-                            return Err(Fail::precondition(format!("exchange '{name}' in vhost '/' in use")));
+                    let v = model.vhost_existing_mut(vhost)?;
+                    let mut save = false;
+                    if let Some(x) = v.exchanges.get(name) {
+                        if d.if_unused && (!x.bindings.is_empty() || v.is_destination(name)) {
+                            return Err(Fail::precondition(format!("exchange '{name}' in vhost '{vhost}' in use")));
                         }
                         let durable = x.durable;
-                        model.exchanges.remove(name);
-                        let changed = model.unbind_all(&Dest::Exchange(name.to_owned()));
-                        if durable || changed {
-                            model.save();
-                        }
+                        v.exchanges.remove(name);
+                        let changed = v.unbind_all(&Dest::Exchange(name.to_owned()));
+                        save = durable || changed;
+                    }
+                    if save {
+                        model.save();
                     }
                 }
                 if !d.nowait {
@@ -668,19 +768,21 @@ impl<M: Messaging> Conn<M> {
         if source.is_empty() {
             return Err(Fail::access_refused("operation not permitted on the default exchange"));
         }
+        let vhost = self.vhost.as_str();
         let mut model = self.shared.model.write().unwrap_or_else(|e| e.into_inner());
+        let v = model.vhost_existing_mut(vhost)?;
         let dest_durable = match &dest {
             Dest::Queue(q) => {
-                let Some(handle) = model.queues.get(q) else { return Err(Fail::not_found("queue", q)) };
+                let Some(handle) = v.queues.get(q) else { return Err(Fail::not_found("queue", q, vhost)) };
                 crate::check_owner(handle, self.id)?;
                 handle.durable
             }
-            Dest::Exchange(e) => match model.exchanges.get(e) {
+            Dest::Exchange(e) => match v.exchanges.get(e) {
                 Some(x) => x.durable,
-                None => return Err(Fail::not_found("exchange", e)),
+                None => return Err(Fail::not_found("exchange", e, vhost)),
             },
         };
-        let Some(x) = model.exchanges.get_mut(source) else { return Err(Fail::not_found("exchange", source)) };
+        let Some(x) = v.exchanges.get_mut(source) else { return Err(Fail::not_found("exchange", source, vhost)) };
         let binding = Binding { dest, key: key.to_owned(), arguments };
         let changed = if add {
             if x.bindings.contains(&binding) {
@@ -695,7 +797,8 @@ impl<M: Messaging> Conn<M> {
                 .retain(|b| !(b.dest == binding.dest && b.key == binding.key && b.arguments == binding.arguments));
             x.bindings.len() != before
         };
-        if changed && x.durable && dest_durable {
+        let durable = x.durable;
+        if changed && durable && dest_durable {
             model.save();
         }
         Ok(())
@@ -734,7 +837,7 @@ impl<M: Messaging> Conn<M> {
                 self.reply(ch, AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {}))).await;
             }
             queue::AMQPMethod::Purge(p) => {
-                let q = self.shared.queue(self.id, p.queue.as_str())?;
+                let q = self.shared.queue(&self.vhost, self.id, p.queue.as_str())?;
                 let n = q.ask(Cmd::Purge).await.unwrap_or(0);
                 if !p.nowait {
                     self.reply(ch, AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count: n })))
@@ -742,7 +845,8 @@ impl<M: Messaging> Conn<M> {
                 }
             }
             queue::AMQPMethod::Delete(d) => {
-                let n = self.shared.delete_queue(self.id, d.queue.as_str(), d.if_unused, d.if_empty).await?;
+                let n =
+                    self.shared.delete_queue(&self.vhost, self.id, d.queue.as_str(), d.if_unused, d.if_empty).await?;
                 if !d.nowait {
                     self.reply(ch, AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk { message_count: n })))
                         .await;
@@ -755,24 +859,25 @@ impl<M: Messaging> Conn<M> {
 
     async fn declare_queue(&self, d: &queue::Declare) -> Result<(String, u32, u32), Fail> {
         let shared = self.shared.clone();
+        let vhost = self.vhost.as_str();
         let _admin = shared.admin.lock().await;
         let mut name = d.queue.as_str().to_owned();
+        let existing = |name: &str| -> Result<Option<Arc<QueueHandle>>, Fail> {
+            Ok(shared.model.read().unwrap_or_else(|e| e.into_inner()).vhost(vhost)?.queues.get(name).cloned())
+        };
         if name.is_empty() {
             name = format!("amq.gen-{}", random_suffix());
-        } else if name.starts_with("amq.") && !d.passive {
-            let exists = shared.model.read().unwrap_or_else(|e| e.into_inner()).queues.contains_key(&name);
-            if !exists {
-                return Err(Fail::access_refused(format!("queue name '{name}' contains reserved prefix 'amq.*'")));
-            }
+        } else if name.starts_with("amq.") && !d.passive && existing(&name)?.is_none() {
+            return Err(Fail::access_refused(format!("queue name '{name}' contains reserved prefix 'amq.*'")));
         }
-        let existing = shared.model.read().unwrap_or_else(|e| e.into_inner()).queues.get(&name).cloned();
+        let existing = existing(&name)?;
         let q = match existing {
             Some(q) => {
                 crate::check_owner(&q, self.id)?;
                 if !d.passive {
                     let inequivalent = |arg: &str, got: bool, have: bool| {
                         Fail::precondition(format!(
-                            "inequivalent arg '{arg}' for queue '{name}' in vhost '/': received '{got}' but current is '{have}'"
+                            "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost}': received '{got}' but current is '{have}'"
                         ))
                     };
                     if q.durable != d.durable {
@@ -787,10 +892,19 @@ impl<M: Messaging> Conn<M> {
                 }
                 q
             }
-            None if d.passive => return Err(Fail::not_found("queue", &name)),
+            None if d.passive => return Err(Fail::not_found("queue", &name, vhost)),
             None => {
+                // `x-expires` must be a positive integer (ms), as RabbitMQ requires.
+                if let Some(v) = d.arguments.inner().get("x-expires")
+                    && crate::model::value_int(v).is_none_or(|ms| ms <= 0)
+                {
+                    return Err(Fail::precondition(format!(
+                        "invalid arg 'x-expires' for queue '{name}' in vhost '{vhost}': not a positive integer"
+                    )));
+                }
                 let native = d.arguments.inner().get("x-rocketmq-topic").and_then(crate::model::value_text);
                 let spec = QueueSpec {
+                    vhost: vhost.to_owned(),
                     name: name.clone(),
                     topic: native.clone().unwrap_or_default(),
                     durable: d.durable,
@@ -801,23 +915,25 @@ impl<M: Messaging> Conn<M> {
                 shared.create_queue(spec, native.is_none()).await?
             }
         };
+        // A declare, passive or not, counts as a use for `x-expires` (as RabbitMQ's does).
+        q.send(Cmd::Touch);
         let (ready, consumers) = q.ask(Cmd::Stats).await.unwrap_or((0, 0));
         Ok((name, ready, consumers))
     }
 
     async fn consume(&mut self, ch: u16, c: basic::Consume) -> Result<(), Fail> {
-        let q = self.shared.queue(self.id, c.queue.as_str())?;
+        let q = self.shared.queue(&self.vhost, self.id, c.queue.as_str())?;
         let tag = if c.consumer_tag.as_str().is_empty() {
             format!("amq.ctag-{}", random_suffix())
         } else {
             c.consumer_tag.as_str().to_owned()
         };
-        let (ledger, prefetch) = {
+        let (ledger, paused, prefetch) = {
             let chan = self.chan(ch)?;
             if chan.consumers.contains_key(&tag) {
                 return Err(Fail::new(error::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
             }
-            (chan.ledger.clone(), chan.prefetch_consumer)
+            (chan.ledger.clone(), chan.paused.clone(), chan.prefetch_consumer)
         };
         let ok_frame = (!c.nowait).then(|| {
             wire::method(
@@ -834,6 +950,7 @@ impl<M: Messaging> Conn<M> {
             exclusive: c.exclusive,
             prefetch,
             ledger,
+            paused,
             out: self.out.clone(),
             frame_max: self.frame_max,
             ok_frame,
@@ -844,12 +961,12 @@ impl<M: Messaging> Conn<M> {
                 Ok(())
             }
             Some(Err(f)) => Err(f),
-            None => Err(Fail::not_found("queue", c.queue.as_str())),
+            None => Err(Fail::not_found("queue", c.queue.as_str(), &self.vhost)),
         }
     }
 
     async fn get(&mut self, ch: u16, g: basic::Get) -> Result<(), Fail> {
-        let q = self.shared.queue(self.id, g.queue.as_str())?;
+        let q = self.shared.queue(&self.vhost, self.id, g.queue.as_str())?;
         let got = q.ask(|reply| Cmd::Get { no_ack: g.no_ack, reply }).await.flatten();
         let Some(got) = got else {
             self.shared.metrics.get_empty.inc();
@@ -953,12 +1070,16 @@ impl<M: Messaging> Conn<M> {
         let key = p.publish.routing_key.as_str().to_owned();
         let routed = {
             let model = self.shared.model.read().unwrap_or_else(|e| e.into_inner());
-            match model.exchanges.get(&exchange) {
-                None => Err(Fail::not_found("exchange", &exchange)),
-                Some(x) if x.internal => {
-                    Err(Fail::access_refused(format!("cannot publish to internal exchange '{exchange}' in vhost '/'")))
-                }
-                Some(x) => model.route(&exchange, &key, props.headers().as_ref()).map(|qs| (qs, x.kind)),
+            let vhost = self.vhost.as_str();
+            match model.vhost(vhost) {
+                Err(f) => Err(f),
+                Ok(v) => match v.exchanges.get(&exchange) {
+                    None => Err(Fail::not_found("exchange", &exchange, vhost)),
+                    Some(x) if x.internal => Err(Fail::access_refused(format!(
+                        "cannot publish to internal exchange '{exchange}' in vhost '{vhost}'"
+                    ))),
+                    Some(x) => v.route(&exchange, &key, props.headers().as_ref()).map(|qs| (qs, x.kind)),
+                },
             }
         };
         let (queues, kind) = match routed {
@@ -975,6 +1096,8 @@ impl<M: Messaging> Conn<M> {
             c.next_seq += 1;
             c.next_seq
         });
+        // Confirms and `tx.commit-ok` promise durability; a plain publish promises nothing.
+        let durable = c.confirm || c.tx;
         if seq.is_some() {
             metrics.received_confirm.inc();
         }
@@ -1000,7 +1123,7 @@ impl<M: Messaging> Conn<M> {
             } else {
                 metrics.dropped.with_label_values(&[kind.as_str()]).inc();
             }
-            PubItem::Msg { seq, topics: Vec::new(), queues: Vec::new(), msg: None }
+            PubItem::Msg { seq, durable, topics: Vec::new(), queues: Vec::new(), msg: None }
         } else {
             metrics.routed.with_label_values(&[kind.as_str()]).inc();
             let Some(msg) = props::to_outgoing(&exchange, &key, &props, Bytes::from(p.body)) else {
@@ -1008,7 +1131,7 @@ impl<M: Messaging> Conn<M> {
                 return Ok(());
             };
             let topics = queues.iter().map(|q| q.topic.clone()).collect();
-            PubItem::Msg { seq, topics, queues, msg: Some(msg) }
+            PubItem::Msg { seq, durable, topics, queues, msg: Some(msg) }
         };
         let c = self.chan(ch)?;
         if c.tx {
@@ -1039,11 +1162,13 @@ impl<M: Messaging> Conn<M> {
 
     /// Gives a closing channel's deliveries back and removes its consumers.
     async fn release(&mut self, c: &mut Channel, ch: u16) {
-        let items = {
+        let mut items = {
             let mut l = c.ledger.lock().unwrap_or_else(|e| e.into_inner());
             l.closed = true;
             l.take(0, true).unwrap_or_default()
         };
+        // Acknowledgements held by an open transaction never happened.
+        items.extend(c.tx_settles.drain(..).flat_map(|(held, _)| held.into_iter().map(|(_, u)| u)));
         crate::queue::settle(items, Settle::Requeue);
         c.pending = None;
         c.tx_buffer.clear();
@@ -1056,7 +1181,7 @@ impl<M: Messaging> Conn<M> {
         for q in seen {
             let left = q.ask(|reply| Cmd::Cancel { conn: self.id, channel: ch, tag: None, reply }).await;
             if q.auto_delete && left == Some(0) {
-                let _ = self.shared.delete_queue(self.id, &q.name, false, false).await;
+                let _ = self.shared.delete_queue(&self.vhost, self.id, &q.name, false, false).await;
             }
         }
     }
@@ -1070,7 +1195,7 @@ impl<M: Messaging> Conn<M> {
             }
             self.shared.metrics.channels.dec();
         }
-        self.shared.drop_exclusive(self.id).await;
+        self.shared.drop_exclusive(&self.vhost, self.id).await;
     }
 }
 

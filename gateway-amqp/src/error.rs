@@ -1,5 +1,6 @@
 //! The door's one error type, [`Fail`], and the one place where failures become AMQP 0-9-1 reply
-//! codes and RabbitMQ-style reply texts (`NOT_FOUND - no queue 'q' in vhost '/'`).
+//! codes and RabbitMQ-style reply texts (`NOT_FOUND - no queue 'q' in vhost '/'`, with the
+//! connection's vhost).
 //!
 //! Codes 311 to 406 are soft errors: the server closes only the channel (`channel.close`). Codes
 //! 320 and 501 to 541 are hard errors: the server closes the whole connection
@@ -66,8 +67,8 @@ impl Fail {
         self.code == CONNECTION_FORCED || self.code >= 500
     }
 
-    pub fn not_found(kind: &str, name: &str) -> Fail {
-        Fail::new(NOT_FOUND, format!("no {kind} '{name}' in vhost '/'"))
+    pub fn not_found(kind: &str, name: &str, vhost: &str) -> Fail {
+        Fail::new(NOT_FOUND, format!("no {kind} '{name}' in vhost '{vhost}'"))
     }
 
     pub fn precondition(detail: impl std::fmt::Display) -> Fail {

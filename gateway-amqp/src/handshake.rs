@@ -1,7 +1,9 @@
 //! The start of an AMQP connection, before any channel: the protocol header, `connection.start`
-//! / `start-ok` with SASL PLAIN or AMQPLAIN (the configured user; `guest` only from loopback, as
-//! RabbitMQ), `tune` / `tune-ok` (frame size, channels, heartbeat) and `open` (vhost `/` only).
-//! A refusal is a `connection.close` with its reply code, written here; then the socket closes.
+//! / `start-ok` with SASL PLAIN or AMQPLAIN (the configured users, `users.rs`; `guest` only from
+//! loopback, as RabbitMQ), `tune` / `tune-ok` (frame size, channels, heartbeat) and `open` (a
+//! vhost the user may open: otherwise 530 `access to vhost 'v' refused for user 'u'`, also for a
+//! vhost that does not exist, as RabbitMQ answers). A refusal is a `connection.close` with its
+//! reply code, written here; then the socket closes.
 
 use std::net::SocketAddr;
 
@@ -26,6 +28,8 @@ pub(crate) struct Tuned {
     pub channel_max: u16,
     pub heartbeat_s: u16,
     pub blocked_capable: bool,
+    /// The vhost the connection opened.
+    pub vhost: String,
 }
 
 async fn write_all(wr: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), ()> {
@@ -114,9 +118,8 @@ pub(crate) async fn handshake<M: Messaging>(
         _ => None,
     };
     let loopback = peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback();
-    let accepted =
-        credentials.as_ref().is_some_and(|(u, p)| *u == s.user && *p == s.pass && (u != "guest" || loopback));
-    if !accepted {
+    let user = credentials.as_ref().filter(|(u, p)| shared.users.login(u, p, loopback)).map(|(u, _)| u.clone());
+    let Some(user) = user else {
         let label = if matches!(mechanism.as_str(), "PLAIN" | "AMQPLAIN") { mechanism.as_str() } else { "other" };
         shared.metrics.auth_failures.with_label_values(&[label]).inc();
         tracing::info!(%peer, mechanism = %mechanism, "AMQP login refused");
@@ -125,7 +128,7 @@ pub(crate) async fn handshake<M: Messaging>(
         ));
         send_close(wr, &f).await;
         return Err(());
-    }
+    };
     let blocked_capable = match ok.client_properties.inner().get("capabilities") {
         Some(AMQPValue::FieldTable(t)) => matches!(t.inner().get("connection.blocked"), Some(AMQPValue::Boolean(true))),
         _ => false,
@@ -150,14 +153,17 @@ pub(crate) async fn handshake<M: Messaging>(
     let AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Open(open))) = frame else {
         return Err(());
     };
-    if open.virtual_host.as_str() != "/" {
-        let f = Fail::new(error::NOT_ALLOWED, format!("vhost {} not found", open.virtual_host.as_str()));
+    let vhost = open.virtual_host.as_str().to_owned();
+    let exists = shared.model.read().unwrap_or_else(|e| e.into_inner()).vhosts.contains_key(&vhost);
+    if !exists || !shared.users.may_open(&user, &vhost) {
+        tracing::info!(%peer, %user, %vhost, "AMQP vhost refused");
+        let f = Fail::new(error::NOT_ALLOWED, format!("access to vhost '{vhost}' refused for user '{user}'"));
         send_close(wr, &f).await;
         return Err(());
     }
     write_all(wr, &wire::method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {}))))
         .await?;
-    Ok(Tuned { frame_max, channel_max, heartbeat_s: t.heartbeat, blocked_capable })
+    Ok(Tuned { frame_max, channel_max, heartbeat_s: t.heartbeat, blocked_capable, vhost })
 }
 
 /// SASL PLAIN: `authzid NUL authcid NUL password`.

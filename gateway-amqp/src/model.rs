@@ -1,9 +1,15 @@
 //! Exchanges, bindings and routing (default, direct, fanout, topic, headers; exchange-to-exchange
-//! bindings; alternate exchanges), and the metadata file `amqp.json` that keeps the durable ones.
+//! bindings; alternate exchanges), per virtual host, and the metadata file `amqp.json` that keeps
+//! the durable ones.
 //!
-//! Routing happens once, at publish: [`Model::route`] turns an exchange, a routing key and the
-//! headers into the set of queue names, following exchange-to-exchange bindings with a visited set
-//! (so a cycle ends) and the `alternate-exchange` argument when nothing matched.
+//! Each virtual host ([`Vhost`]) is its own namespace of exchanges and queues. Routing happens
+//! once, at publish: [`Vhost::route`] turns an exchange, a routing key and the headers into the
+//! set of queues, following exchange-to-exchange bindings with a visited set (so a cycle ends) and
+//! the `alternate-exchange` argument when nothing matched.
+//!
+//! In `amqp.json` the top-level `exchanges` and `queues` are those of vhost `/` (the file's shape
+//! before there were other vhosts, so older files still load); every other vhost is an entry of
+//! `vhosts` with its own `exchanges` and `queues`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -117,18 +123,34 @@ pub struct QueueRecord {
     pub arguments: FieldTable,
 }
 
-/// The file's shape.
+/// The file's shape: vhost `/` at the top level, the other vhosts in `vhosts`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct MetadataFile {
     pub version: u32,
     pub exchanges: Vec<Exchange>,
     pub queues: Vec<QueueRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vhosts: Vec<VhostRecord>,
 }
 
-/// Every exchange and queue of vhost `/`.
-pub struct Model {
+/// A vhost other than `/` as `amqp.json` keeps it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct VhostRecord {
+    pub name: String,
+    pub exchanges: Vec<Exchange>,
+    pub queues: Vec<QueueRecord>,
+}
+
+/// The exchanges and queues of one virtual host.
+pub struct Vhost {
+    pub name: String,
     pub exchanges: HashMap<String, Exchange>,
     pub queues: HashMap<String, Arc<QueueHandle>>,
+}
+
+/// Every virtual host's exchanges and queues.
+pub struct Model {
+    pub vhosts: HashMap<String, Vhost>,
     path: PathBuf,
 }
 
@@ -151,29 +173,95 @@ impl Model {
     /// # Errors
     ///
     /// The file exists but cannot be read or parsed.
-    pub fn load(dir: &Path) -> std::io::Result<(Model, Vec<QueueRecord>)> {
+    pub fn load(dir: &Path) -> std::io::Result<(Model, Vec<(String, QueueRecord)>)> {
         let path = dir.join(METADATA_FILE);
-        let mut exchanges: HashMap<String, Exchange> = predeclared().into_iter().map(|e| (e.name.clone(), e)).collect();
+        let mut model = Model { vhosts: HashMap::new(), path };
+        model.vhost_mut(crate::DEFAULT_VHOST);
         let mut queues = Vec::new();
-        match std::fs::read(&path) {
+        match std::fs::read(&model.path) {
             Ok(bytes) => {
                 let file: MetadataFile = serde_json::from_slice(&bytes).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", model.path.display()))
                 })?;
-                for e in file.exchanges {
-                    exchanges.insert(e.name.clone(), e);
+                let root = VhostRecord {
+                    name: crate::DEFAULT_VHOST.to_owned(),
+                    exchanges: file.exchanges,
+                    queues: file.queues,
+                };
+                for v in std::iter::once(root).chain(file.vhosts) {
+                    let vhost = model.vhost_mut(&v.name);
+                    for e in v.exchanges {
+                        vhost.exchanges.insert(e.name.clone(), e);
+                    }
+                    queues.extend(v.queues.into_iter().map(|q| (v.name.clone(), q)));
                 }
-                queues = file.queues;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        Ok((Model { exchanges, queues: HashMap::new(), path }, queues))
+        Ok((model, queues))
     }
 
-    /// Writes the durable exchanges, queues and the bindings between durable objects: a temporary
-    /// file, fsync, rename.
+    /// A vhost, created (with the predeclared exchanges) when it is not there yet.
+    pub fn vhost_mut(&mut self, name: &str) -> &mut Vhost {
+        self.vhosts.entry(name.to_owned()).or_insert_with(|| Vhost {
+            name: name.to_owned(),
+            exchanges: predeclared().into_iter().map(|e| (e.name.clone(), e)).collect(),
+            queues: HashMap::new(),
+        })
+    }
+
+    /// A vhost that exists.
+    ///
+    /// # Errors
+    ///
+    /// 530 when it does not (a connection only opens a vhost that exists, so this is a bug).
+    pub fn vhost(&self, name: &str) -> Result<&Vhost, Fail> {
+        self.vhosts.get(name).ok_or_else(|| Fail::new(crate::error::NOT_ALLOWED, format!("vhost '{name}' not found")))
+    }
+
+    /// A vhost that exists, to change.
+    ///
+    /// # Errors
+    ///
+    /// 530 when it does not.
+    pub fn vhost_existing_mut(&mut self, name: &str) -> Result<&mut Vhost, Fail> {
+        self.vhosts
+            .get_mut(name)
+            .ok_or_else(|| Fail::new(crate::error::NOT_ALLOWED, format!("vhost '{name}' not found")))
+    }
+
+    /// Writes the durable exchanges, queues and the bindings between durable objects of every
+    /// vhost: a temporary file, fsync, rename.
     pub fn save(&self) {
+        let mut file = MetadataFile { version: 1, ..MetadataFile::default() };
+        let mut names: Vec<&String> = self.vhosts.keys().collect();
+        names.sort();
+        for name in names {
+            let (exchanges, queues) = self.vhosts[name].durable_records();
+            if name == crate::DEFAULT_VHOST {
+                file.exchanges = exchanges;
+                file.queues = queues;
+            } else if !exchanges.iter().all(|x| predeclared_name(&x.name) && x.bindings.is_empty())
+                || !queues.is_empty()
+            {
+                file.vhosts.push(VhostRecord { name: name.clone(), exchanges, queues });
+            }
+        }
+        if let Err(e) = write_atomically(&self.path, &file) {
+            tracing::error!(path = %self.path.display(), error = %e, "could not write the AMQP metadata");
+        }
+    }
+}
+
+/// Whether `name` is one of the exchanges every vhost has.
+fn predeclared_name(name: &str) -> bool {
+    name.is_empty() || name.starts_with("amq.")
+}
+
+impl Vhost {
+    /// The durable exchanges (with the bindings between durable objects) and queues, sorted.
+    fn durable_records(&self) -> (Vec<Exchange>, Vec<QueueRecord>) {
         let durable_queue = |name: &str| self.queues.get(name).is_some_and(|q| q.durable);
         let durable_exchange = |name: &str| self.exchanges.get(name).is_some_and(|x| x.durable);
         let mut exchanges: Vec<Exchange> = self
@@ -202,10 +290,7 @@ impl Model {
             })
             .collect();
         queues.sort_by(|a, b| a.name.cmp(&b.name));
-        let file = MetadataFile { version: 1, exchanges, queues };
-        if let Err(e) = write_atomically(&self.path, &file) {
-            tracing::error!(path = %self.path.display(), error = %e, "could not write the AMQP metadata");
-        }
+        (exchanges, queues)
     }
 
     /// The queues a message published to `exchange` goes to.
@@ -220,7 +305,7 @@ impl Model {
         headers: Option<&FieldTable>,
     ) -> Result<Vec<Arc<QueueHandle>>, Fail> {
         let Some(start) = self.exchanges.get(exchange) else {
-            return Err(Fail::not_found("exchange", exchange));
+            return Err(Fail::not_found("exchange", exchange, &self.name));
         };
         let mut out: BTreeSet<String> = BTreeSet::new();
         let mut visited: BTreeSet<String> = BTreeSet::new();

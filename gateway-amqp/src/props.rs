@@ -139,3 +139,22 @@ fn native_properties(m: &Message) -> AMQPProperties {
 pub fn expiration_ms(p: &AMQPProperties) -> Option<u64> {
     p.expiration().as_ref().and_then(|e| e.as_str().parse().ok())
 }
+
+/// An outgoing message as if it had been stored (for dead-lettering one that never was).
+pub fn as_stored(m: &OutgoingMessage) -> Message {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    Message {
+        message_id: String::new(),
+        offset_message_id: String::new(),
+        topic: String::new(),
+        queue_id: 0,
+        queue_offset: 0,
+        tag: m.tag.clone(),
+        keys: m.keys.clone(),
+        properties: m.properties.clone(),
+        born_timestamp_ms: now,
+        store_timestamp_ms: now,
+        reconsume_times: 0,
+        body: m.body.clone(),
+    }
+}

@@ -1,6 +1,8 @@
-//! A channel's publisher task: stores whatever publishes are waiting as one batch per queue (in
-//! order, refusing what an `x-max-length` queue with `reject-publish` has no room for), wakes the
-//! queues' actors, then confirms in sequence order, coalescing runs of acks with `multiple`.
+//! A channel's publisher task: stores whatever publishes are waiting as one batch per queue, in
+//! order. It refuses what an `x-max-length` queue with `reject-publish` has no room for (and
+//! dead-letters it too with `reject-publish-dlx`), wakes the queues' actors, then confirms in
+//! sequence order, coalescing runs of acks with `multiple`. Publishes without confirms and
+//! outside a transaction do not wait for the flush or a slave: nothing was promised about them.
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use amq_protocol::protocol::{AMQPClass, basic};
 use broker::messaging::{Messaging, OutgoingMessage};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::queue::{Cmd, Overflow, QueueHandle};
+use crate::queue::{Cmd, DeadLetter, Overflow, QueueHandle};
 use crate::{PRODUCER_GROUP, Shared, wire};
 
 /// Publishes waiting for one channel's publisher task.
@@ -21,6 +23,9 @@ pub const PUBLISH_BATCH_MESSAGES: usize = 256;
 pub(crate) enum PubItem {
     Msg {
         seq: Option<u64>,
+        /// Stored only once durable as configured (confirm mode, or inside a transaction);
+        /// otherwise stored without waiting for the flush or the slave.
+        durable: bool,
         topics: Vec<String>,
         queues: Vec<Arc<QueueHandle>>,
         msg: Option<OutgoingMessage>,
@@ -58,11 +63,11 @@ pub(crate) async fn publish_loop<M: Messaging>(
         }
         let mut failed = vec![false; batch.len()];
         for (topic, idxs) in &mut groups {
-            // `x-max-length` with `reject-publish`: what does not fit is refused (nacked).
+            // `x-max-length` with `reject-publish(-dlx)`: what does not fit is refused (nacked).
             let limited = idxs.first().and_then(|&i| match &batch[i] {
                 PubItem::Msg { queues, .. } => queues
                     .iter()
-                    .find(|q| q.topic == *topic && q.overflow == Overflow::RejectPublish && q.max_length.is_some())
+                    .find(|q| q.topic == *topic && q.overflow != Overflow::DropHead && q.max_length.is_some())
                     .cloned(),
                 PubItem::Barrier(_) => None,
             });
@@ -72,6 +77,11 @@ pub(crate) async fn publish_loop<M: Messaging>(
                 if idxs.len() > room {
                     for &i in &idxs[room..] {
                         failed[i] = true;
+                        if q.overflow == Overflow::RejectPublishDlx
+                            && let PubItem::Msg { msg: Some(m), .. } = &batch[i]
+                        {
+                            dead_letter_refused(&shared, &q, m);
+                        }
                     }
                     idxs.truncate(room);
                 }
@@ -86,7 +96,14 @@ pub(crate) async fn publish_loop<M: Messaging>(
                     _ => None,
                 })
                 .collect();
-            match shared.messaging.publish(topic, msgs, PRODUCER_GROUP).await {
+            // One waiting publish makes the whole group wait: a later one never overtakes it.
+            let durable = idxs.iter().any(|&i| matches!(&batch[i], PubItem::Msg { durable: true, .. }));
+            let stored = if durable {
+                shared.messaging.publish(topic, msgs, PRODUCER_GROUP).await
+            } else {
+                shared.messaging.publish_unwaited(topic, msgs, PRODUCER_GROUP).await
+            };
+            match stored {
                 Ok(published) => {
                     for (k, p) in published.iter().enumerate() {
                         if p.status != "SEND_OK"
@@ -155,4 +172,19 @@ pub(crate) async fn publish_loop<M: Messaging>(
             break;
         }
     }
+}
+
+/// `reject-publish-dlx`: a publish the queue had no room for goes to its dead-letter exchange
+/// (reason `maxlen`), as RabbitMQ does; without one it is only refused.
+fn dead_letter_refused<M: Messaging>(shared: &Shared<M>, q: &QueueHandle, m: &OutgoingMessage) {
+    let Some((exchange, routing_key)) = &q.dlx else { return };
+    shared.metrics.dead_lettered.with_label_values(&["maxlen"]).inc();
+    let _ = shared.outlets.dead_letters.send(DeadLetter {
+        vhost: q.vhost.clone(),
+        queue: q.name.clone(),
+        exchange: exchange.clone(),
+        routing_key: routing_key.clone(),
+        reason: "maxlen",
+        message: crate::props::as_stored(m),
+    });
 }

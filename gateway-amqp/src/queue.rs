@@ -9,9 +9,18 @@
 //! restart delivery resumes from the frontier (messages delivered but unacknowledged before come
 //! again: at least once). Requeued messages go back by offset and are delivered before new ones,
 //! with `redelivered` set.
+//!
+//! `redelivered` after a restart: when the door stops ([`Cmd::SaveMark`]), each queue commits the
+//! next offset it would have delivered as the offset of group `AMQP_M_<...>`; at start, stored
+//! messages below that mark (delivered before, not acknowledged) come with `redelivered` set.
+//! After a crash there is no fresh mark, so only a clean restart sets the flag exactly.
+//!
+//! `x-expires`: the actor notes when the queue was last used (a consumer left, `basic.get`, a
+//! declare); when it has had no consumer for that long it tells the door ([`Outlets::expired`]),
+//! which deletes it unless it was used meanwhile.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -19,6 +28,7 @@ use amq_protocol::protocol::{AMQPClass, basic};
 use amq_protocol::types::FieldTable;
 use broker::messaging::{Message, Messaging};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::error::Fail;
 use crate::metrics::AmqpMetrics;
@@ -34,9 +44,24 @@ pub const MULTI_QUEUE_POLL_MS: u64 = 100;
 /// How often a queue with `x-message-ttl` looks for expired messages at its head (so they expire,
 /// and are dead-lettered, with no consumer too).
 pub const TTL_SWEEP_MS: u64 = 100;
+/// Commands an actor handles between two delivery rounds at most.
+pub const COMMANDS_PER_ROUND_MAX: usize = 256;
+/// Delivery frames gathered for one consumer before they are handed to its connection.
+pub const DELIVERY_GATHER_BYTES: usize = 64 * 1024;
+
+/// Where a queue's actors send what the door must act on.
+#[derive(Clone)]
+pub struct Outlets {
+    /// Messages for a dead-letter exchange.
+    pub dead_letters: mpsc::UnboundedSender<DeadLetter>,
+    /// Queues unused for their `x-expires` time.
+    pub expired: mpsc::UnboundedSender<Arc<QueueHandle>>,
+}
 
 /// A message leaving a queue for its dead-letter exchange.
 pub struct DeadLetter {
+    /// The vhost of the queue (and so of the dead-letter exchange).
+    pub vhost: String,
     pub queue: String,
     pub exchange: String,
     pub routing_key: Option<String>,
@@ -52,6 +77,16 @@ pub enum Overflow {
     DropHead,
     /// Refuse new publishes (`basic.nack` to confirming publishers).
     RejectPublish,
+    /// Refuse new publishes and dead-letter them (reason `maxlen`).
+    RejectPublishDlx,
+}
+
+/// Delivery frames gathered for one connection's writer (see `Actor::deliver_into`).
+struct Gathered {
+    out: mpsc::Sender<Vec<u8>>,
+    bytes: Vec<u8>,
+    /// Positions of the no-ack deliveries in `bytes`.
+    auto_acked: Vec<Pos>,
 }
 
 /// A message's place: queue id and offset in the backing topic.
@@ -88,6 +123,9 @@ pub struct Ledger {
     pub prefetch_channel: u16,
     /// Set when the channel closes: nothing more is delivered to it.
     pub closed: bool,
+    /// Deliveries acknowledged (or rejected) in a transaction not yet committed: taken out of
+    /// `unacked` but still counted against the prefetch limits until `tx.commit`.
+    pub held: usize,
 }
 
 impl Ledger {
@@ -97,6 +135,46 @@ impl Ledger {
     ///
     /// 406 `unknown delivery tag` when `tag` is not outstanding (tag 0 with `multiple` means all).
     pub fn take(&mut self, tag: u64, multiple: bool) -> Result<Vec<Unacked>, Fail> {
+        let tags = self.tags(tag, multiple)?;
+        Ok(tags.into_iter().filter_map(|t| self.remove(t)).collect())
+    }
+
+    /// Holds deliveries for a transaction: as [`Ledger::take`], with each delivery's tag, but
+    /// still counted against the prefetch limits ([`Ledger::held`]) until
+    /// [`Ledger::release_held`] (`tx.commit`) or [`Ledger::restore`] (`tx.rollback`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Ledger::take`].
+    pub fn hold(&mut self, tag: u64, multiple: bool) -> Result<Vec<(u64, Unacked)>, Fail> {
+        let tags = self.tags(tag, multiple)?;
+        let held: Vec<(u64, Unacked)> =
+            tags.into_iter().filter_map(|t| self.unacked.remove(&t).map(|u| (t, u))).collect();
+        self.held += held.len();
+        Ok(held)
+    }
+
+    /// Makes held deliveries outstanding again (`tx.rollback`).
+    pub fn restore(&mut self, items: Vec<(u64, Unacked)>) {
+        self.held = self.held.saturating_sub(items.len());
+        for (tag, u) in items {
+            self.unacked.insert(tag, u);
+        }
+    }
+
+    /// Held deliveries are settled (`tx.commit`): their prefetch credit is free again.
+    pub fn release_held(&mut self, items: &[(u64, Unacked)]) {
+        self.held = self.held.saturating_sub(items.len());
+        for (_, u) in items {
+            if let Some(c) = &u.consumer
+                && let Some(n) = self.per_consumer.get_mut(c)
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    fn tags(&self, tag: u64, multiple: bool) -> Result<Vec<u64>, Fail> {
         let tags: Vec<u64> = if multiple {
             if tag == 0 {
                 self.unacked.keys().copied().collect()
@@ -111,18 +189,17 @@ impl Ledger {
         } else {
             return Err(Fail::precondition(format!("unknown delivery tag {tag}")));
         };
-        let mut out = Vec::with_capacity(tags.len());
-        for t in tags {
-            if let Some(u) = self.unacked.remove(&t) {
-                if let Some(c) = &u.consumer
-                    && let Some(n) = self.per_consumer.get_mut(c)
-                {
-                    *n = n.saturating_sub(1);
-                }
-                out.push(u);
-            }
+        Ok(tags)
+    }
+
+    fn remove(&mut self, tag: u64) -> Option<Unacked> {
+        let u = self.unacked.remove(&tag)?;
+        if let Some(c) = &u.consumer
+            && let Some(n) = self.per_consumer.get_mut(c)
+        {
+            *n = n.saturating_sub(1);
         }
-        Ok(out)
+        Some(u)
     }
 }
 
@@ -150,6 +227,8 @@ pub struct Consumer {
     /// `basic.qos` with `global=false` at the time of `basic.consume`; 0 = no limit.
     pub prefetch: u16,
     pub ledger: Arc<Mutex<Ledger>>,
+    /// The channel's `channel.flow(active=false)`: nothing is delivered to it while set.
+    pub paused: Arc<AtomicBool>,
     pub out: mpsc::Sender<Vec<u8>>,
     pub frame_max: u32,
     /// `basic.consume-ok`, sent by the queue before the first delivery.
@@ -180,6 +259,10 @@ pub enum Cmd {
         reply: oneshot::Sender<Option<Got>>,
     },
     Settle(Vec<Pos>, Settle),
+    /// The queue was declared again (passive or not): it counts as used for `x-expires`.
+    Touch,
+    /// The door stops: commit the delivered mark (the next offset of each queue id).
+    SaveMark(oneshot::Sender<()>),
     /// Credit may have changed (a channel-wide prefetch freed by another queue's ack).
     Poke,
     Purge(oneshot::Sender<u32>),
@@ -190,6 +273,8 @@ pub enum Cmd {
     Delete {
         if_unused: bool,
         if_empty: bool,
+        /// Only if the queue reported itself expired and was not used since.
+        if_expired: bool,
         reply: oneshot::Sender<Result<u32, Fail>>,
     },
 }
@@ -220,6 +305,7 @@ pub struct ConsumerView {
 
 /// A queue's identity and the way to its actor.
 pub struct QueueHandle {
+    pub vhost: String,
     pub name: String,
     pub topic: String,
     pub group: String,
@@ -233,6 +319,8 @@ pub struct QueueHandle {
     /// `x-max-length`.
     pub max_length: Option<u64>,
     pub overflow: Overflow,
+    /// `x-dead-letter-exchange` and `x-dead-letter-routing-key`.
+    pub dlx: Option<(String, Option<String>)>,
 }
 
 impl QueueHandle {
@@ -250,6 +338,7 @@ impl QueueHandle {
 
 /// What a queue is made from.
 pub struct QueueSpec {
+    pub vhost: String,
     pub name: String,
     pub topic: String,
     pub durable: bool,
@@ -266,11 +355,19 @@ pub fn group_of(topic: &str) -> String {
     g
 }
 
+/// The consumer group that holds a queue's delivered mark (see the module doc).
+pub fn mark_group_of(topic: &str) -> String {
+    let base = topic.strip_prefix("AMQP_Q_").unwrap_or(topic);
+    let mut g = format!("AMQP_M_{base}");
+    g.truncate(120);
+    g
+}
+
 /// Starts the queue's actor: reads the committed frontier of each queue id of the topic first.
 pub async fn start<M: Messaging>(
     messaging: Arc<M>,
     metrics: Arc<AmqpMetrics>,
-    dead_letters: mpsc::UnboundedSender<DeadLetter>,
+    outlets: Outlets,
     spec: QueueSpec,
 ) -> Arc<QueueHandle> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -278,12 +375,21 @@ pub async fn start<M: Messaging>(
     let arg = |k: &str| spec.arguments.inner().get(k).cloned();
     let max_length = arg("x-max-length").as_ref().and_then(crate::model::value_int).and_then(|v| u64::try_from(v).ok());
     let overflow = match arg("x-overflow").as_ref().and_then(crate::model::value_text).as_deref() {
-        Some("reject-publish" | "reject-publish-dlx") => Overflow::RejectPublish,
+        Some("reject-publish") => Overflow::RejectPublish,
+        Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
         _ => Overflow::DropHead,
     };
     let dlx = arg("x-dead-letter-exchange").as_ref().and_then(crate::model::value_text);
     let dlx_key = arg("x-dead-letter-routing-key").as_ref().and_then(crate::model::value_text);
+    let dlx = dlx.map(|x| (x, dlx_key));
+    let expires = arg("x-expires")
+        .as_ref()
+        .and_then(crate::model::value_int)
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|v| *v > 0)
+        .map(Duration::from_millis);
     let handle = Arc::new(QueueHandle {
+        vhost: spec.vhost,
         name: spec.name,
         topic: spec.topic,
         group,
@@ -295,18 +401,22 @@ pub async fn start<M: Messaging>(
         consumers: AtomicUsize::new(0),
         max_length,
         overflow,
+        dlx: dlx.clone(),
     });
     let mut reads = Vec::new();
     if let Ok(info) = messaging.topic(&handle.topic).await {
         let progress = messaging.progress(&handle.group, Some(&handle.topic)).await.unwrap_or_default();
+        let marks = messaging.progress(&mark_group_of(&handle.topic), Some(&handle.topic)).await.unwrap_or_default();
         for (qid, min, _max) in info.queues {
             let committed = progress.iter().find(|p| p.queue_id == qid).map_or(-1, |p| p.consumer_offset);
             let next = if committed < 0 { min } else { (committed as u64).max(min) };
-            reads.push(Read { qid, next, committed: next, fetched: VecDeque::new() });
+            let mark =
+                marks.iter().find(|p| p.queue_id == qid).map_or(0, |p| u64::try_from(p.consumer_offset).unwrap_or(0));
+            reads.push(Read { qid, next, committed: next, redeliver_below: mark, fetched: VecDeque::new() });
         }
     }
     if reads.is_empty() {
-        reads.push(Read { qid: 0, next: 0, committed: 0, fetched: VecDeque::new() });
+        reads.push(Read { qid: 0, next: 0, committed: 0, redeliver_below: 0, fetched: VecDeque::new() });
     }
     let ttl_ms = handle
         .arguments
@@ -327,10 +437,13 @@ pub async fn start<M: Messaging>(
         consumers: Vec::new(),
         next_consumer: 0,
         ttl_ms,
-        dlx: dlx.map(|x| (x, dlx_key)),
-        dead_letters,
+        dlx,
+        outlets,
         max_length,
         overflow,
+        expires,
+        last_used: Instant::now(),
+        expiry_sent: false,
     };
     tokio::spawn(actor.run(rx));
     handle
@@ -342,6 +455,8 @@ struct Read {
     next: u64,
     /// The frontier last committed.
     committed: u64,
+    /// Stored messages below this offset were delivered before the last restart.
+    redeliver_below: u64,
     fetched: VecDeque<Message>,
 }
 
@@ -360,9 +475,23 @@ struct Actor<M: Messaging> {
     ttl_ms: Option<u64>,
     /// `x-dead-letter-exchange` and `x-dead-letter-routing-key`.
     dlx: Option<(String, Option<String>)>,
-    dead_letters: mpsc::UnboundedSender<DeadLetter>,
+    outlets: Outlets,
     max_length: Option<u64>,
     overflow: Overflow,
+    /// `x-expires`.
+    expires: Option<Duration>,
+    /// When the queue was last used (or lost its last consumer).
+    last_used: Instant,
+    /// The queue told the door it expired and was not used since.
+    expiry_sent: bool,
+}
+
+/// Waits until `deadline`, or forever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn now_ms() -> i64 {
@@ -374,6 +503,7 @@ impl<M: Messaging> Actor<M> {
         loop {
             self.deliver_all().await;
             self.commit().await;
+            let expiry = self.expiry_deadline();
             let waiting =
                 self.has_credit() && self.requeued.is_empty() && self.reads.iter().all(|r| r.fetched.is_empty());
             let cmd = if waiting {
@@ -395,12 +525,28 @@ impl<M: Messaging> Actor<M> {
                         }
                         continue;
                     }
+                    () = until(expiry) => {
+                        self.expire();
+                        continue;
+                    }
                 }
             } else if self.ttl_ms.is_some() {
                 tokio::select! {
                     c = rx.recv() => c,
                     () = tokio::time::sleep(Duration::from_millis(TTL_SWEEP_MS)) => {
                         self.sweep().await;
+                        continue;
+                    }
+                    () = until(expiry) => {
+                        self.expire();
+                        continue;
+                    }
+                }
+            } else if expiry.is_some() {
+                tokio::select! {
+                    c = rx.recv() => c,
+                    () = until(expiry) => {
+                        self.expire();
                         continue;
                     }
                 }
@@ -411,6 +557,37 @@ impl<M: Messaging> Actor<M> {
             if !self.handle(cmd).await {
                 break;
             }
+            // Whatever else is waiting is handled before the next delivery round: a burst of
+            // settles and pokes costs one round, not one each.
+            for _ in 0..COMMANDS_PER_ROUND_MAX {
+                let Ok(cmd) = rx.try_recv() else { break };
+                if !self.handle(cmd).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// When the queue expires if nothing uses it: only with `x-expires`, no consumers, and not
+    /// reported already.
+    fn expiry_deadline(&self) -> Option<Instant> {
+        let expires = self.expires?;
+        (self.consumers.is_empty() && !self.expiry_sent).then(|| self.last_used + expires)
+    }
+
+    /// Tells the door the queue expired (it asks back with [`Cmd::Delete`] `if_expired`).
+    fn expire(&mut self) {
+        self.expiry_sent = true;
+        if let Some(h) = self.handle.upgrade() {
+            let _ = self.outlets.expired.send(h);
+        }
+    }
+
+    /// The queue was used: the `x-expires` clock starts again.
+    fn used(&mut self) {
+        if self.expires.is_some() {
+            self.last_used = Instant::now();
+            self.expiry_sent = false;
         }
     }
 
@@ -433,13 +610,15 @@ impl<M: Messaging> Actor<M> {
             Cmd::Consume(c, reply) => {
                 if self.consumers.iter().any(|x| x.exclusive) {
                     let _ = reply.send(Err(Fail::access_refused(format!(
-                        "queue '{}' in vhost '/' in exclusive use",
-                        self.name()
+                        "queue '{}' in vhost '{}' in exclusive use",
+                        self.name(),
+                        self.vhost()
                     ))));
                 } else if c.exclusive && !self.consumers.is_empty() {
                     let _ = reply.send(Err(Fail::access_refused(format!(
-                        "cannot obtain exclusive access to queue '{}' in vhost '/'",
-                        self.name()
+                        "cannot obtain exclusive access to queue '{}' in vhost '{}'",
+                        self.name(),
+                        self.vhost()
                     ))));
                 } else {
                     let mut c = c;
@@ -461,6 +640,7 @@ impl<M: Messaging> Actor<M> {
                 let _ = reply.send(self.consumers.len());
             }
             Cmd::Get { no_ack, reply } => {
+                self.used();
                 let got = self.next_ready().await;
                 let answer = match got {
                     Some((message, pos, redelivered)) => {
@@ -492,6 +672,16 @@ impl<M: Messaging> Actor<M> {
                     }
                 }
             }
+            Cmd::Touch => self.used(),
+            Cmd::SaveMark(reply) => {
+                let group = mark_group_of(&self.topic);
+                for r in &self.reads {
+                    if let Err(e) = self.messaging.commit_offset(&group, &self.topic, r.qid, r.next).await {
+                        tracing::debug!(topic = %self.topic, error = %e, "AMQP delivered mark not committed");
+                    }
+                }
+                let _ = reply.send(());
+            }
             Cmd::Poke => self.enforce_max_length().await,
             Cmd::Purge(reply) => {
                 let n = self.purge().await;
@@ -506,15 +696,18 @@ impl<M: Messaging> Actor<M> {
                 let _ =
                     reply.send(Snapshot { ready, unacked: self.outstanding.len(), consumers: self.consumer_views() });
             }
-            Cmd::Delete { if_unused, if_empty, reply } => {
+            Cmd::Delete { if_unused, if_empty, if_expired, reply } => {
                 let ready = self.ready().await;
-                let name = self.name();
-                if if_unused && !self.consumers.is_empty() {
-                    let _ = reply.send(Err(Fail::precondition(format!("queue '{name}' in vhost '/' in use"))));
+                let (name, vhost) = (self.name(), self.vhost());
+                // Consumers of closed channels do not count.
+                self.has_credit();
+                if (if_unused && !self.consumers.is_empty()) || (if_expired && !self.expiry_sent) {
+                    let _ = reply.send(Err(Fail::precondition(format!("queue '{name}' in vhost '{vhost}' in use"))));
                     return true;
                 }
                 if if_empty && ready > 0 {
-                    let _ = reply.send(Err(Fail::precondition(format!("queue '{name}' in vhost '/' is not empty"))));
+                    let _ =
+                        reply.send(Err(Fail::precondition(format!("queue '{name}' in vhost '{vhost}' is not empty"))));
                     return true;
                 }
                 // Tell the consumers (consumer_cancel_notify).
@@ -560,9 +753,17 @@ impl<M: Messaging> Actor<M> {
         self.handle.upgrade().map_or_else(String::new, |h| h.name.clone())
     }
 
-    fn publish_count(&self) {
+    fn vhost(&self) -> String {
+        self.handle.upgrade().map_or_else(String::new, |h| h.vhost.clone())
+    }
+
+    /// Publishes the consumer count; a queue left without consumers starts its `x-expires` clock.
+    fn publish_count(&mut self) {
         if let Some(h) = self.handle.upgrade() {
             h.consumers.store(self.consumers.len(), Ordering::Relaxed);
+        }
+        if self.consumers.is_empty() {
+            self.used();
         }
     }
 
@@ -609,13 +810,16 @@ impl<M: Messaging> Actor<M> {
         for i in 0..n {
             let idx = (self.next_consumer + i) % n;
             let c = &self.consumers[idx];
+            if c.paused.load(Ordering::Relaxed) {
+                continue;
+            }
             if c.no_ack {
                 return Some(idx);
             }
             let Ok(l) = c.ledger.lock() else { continue };
             let mine = l.per_consumer.get(&c.tag).copied().unwrap_or(0);
             let consumer_ok = c.prefetch == 0 || mine < usize::from(c.prefetch);
-            let channel_ok = l.prefetch_channel == 0 || l.unacked.len() < usize::from(l.prefetch_channel);
+            let channel_ok = l.prefetch_channel == 0 || l.unacked.len() + l.held < usize::from(l.prefetch_channel);
             if consumer_ok && channel_ok {
                 return Some(idx);
             }
@@ -654,11 +858,12 @@ impl<M: Messaging> Actor<M> {
                 let Some(m) = r.fetched.pop_front() else { break };
                 r.next = m.queue_offset + 1;
                 let pos = Pos { qid: r.qid, offset: m.queue_offset };
+                let redelivered = m.queue_offset < r.redeliver_below;
                 if self.expired(&m) {
                     self.dead_letter(m, "expired");
                     continue;
                 }
-                return Some((m, pos, false));
+                return Some((m, pos, redelivered));
             }
         }
         None
@@ -674,7 +879,8 @@ impl<M: Messaging> Actor<M> {
     fn dead_letter(&self, message: Message, reason: &'static str) {
         let Some((exchange, routing_key)) = &self.dlx else { return };
         self.metrics.dead_lettered.with_label_values(&[reason]).inc();
-        let _ = self.dead_letters.send(DeadLetter {
+        let _ = self.outlets.dead_letters.send(DeadLetter {
+            vhost: self.vhost(),
             queue: self.name(),
             exchange: exchange.clone(),
             routing_key: routing_key.clone(),
@@ -761,6 +967,17 @@ impl<M: Messaging> Actor<M> {
     }
 
     async fn deliver_all(&mut self) {
+        let mut gathered = None;
+        self.deliver_into(&mut gathered).await;
+        self.hand_over(gathered).await;
+    }
+
+    /// Delivers while a consumer has credit and a message is ready. Frames for one connection
+    /// are gathered (up to [`DELIVERY_GATHER_BYTES`]) and handed over together: one wake-up of
+    /// its writer per round, not one per message.
+    async fn deliver_into(&mut self, gathered: &mut Option<Gathered>) {
+        let manual = self.metrics.delivered.with_label_values(&["consume", "manual"]);
+        let auto = self.metrics.delivered.with_label_values(&["consume", "auto"]);
         while let Some(idx) = self.pick() {
             let Some((m, pos, redelivered)) = self.next_ready().await else { return };
             let Some(handle) = self.handle.upgrade() else { return };
@@ -792,23 +1009,43 @@ impl<M: Messaging> Actor<M> {
                 exchange: short(&d.exchange),
                 routing_key: short(&d.routing_key),
             };
-            let mut frames = Vec::with_capacity(d.body.len() + 256);
+            if gathered.as_ref().is_some_and(|g| !g.out.same_channel(&c.out) || g.bytes.len() >= DELIVERY_GATHER_BYTES)
+            {
+                let full = gathered.take();
+                self.hand_over(full).await;
+            }
+            let c = &self.consumers[idx];
+            let g = gathered.get_or_insert_with(|| Gathered {
+                out: c.out.clone(),
+                bytes: Vec::with_capacity(d.body.len() + 256),
+                auto_acked: Vec::new(),
+            });
             wire::push_content(
-                &mut frames,
+                &mut g.bytes,
                 c.channel,
                 AMQPClass::Basic(basic::AMQPMethod::Deliver(deliver)),
                 &d.properties,
                 &d.body,
                 c.frame_max,
             );
-            self.metrics.delivered.with_label_values(&["consume", if c.no_ack { "auto" } else { "manual" }]).inc();
+            if c.no_ack {
+                g.auto_acked.push(pos);
+                auto.inc();
+            } else {
+                manual.inc();
+            }
             if redelivered {
                 self.metrics.redelivered.inc();
             }
-            if c.out.send(frames).await.is_err() && c.no_ack {
-                // The connection is gone before an auto-ack delivery left: give it back.
-                self.requeued.insert(pos);
-            }
+        }
+    }
+
+    /// Hands gathered frames to their connection; auto-ack deliveries in them come back to the
+    /// queue when the connection is already gone.
+    async fn hand_over(&mut self, gathered: Option<Gathered>) {
+        let Some(g) = gathered else { return };
+        if g.out.send(g.bytes).await.is_err() {
+            self.requeued.extend(g.auto_acked);
         }
     }
 

@@ -1,5 +1,7 @@
 //! The door's state for the web console, read-only: [`AmqpConsole`] over the model (exchanges,
-//! bindings, queues) and the queues' actors (depth, unacknowledged messages, consumers).
+//! bindings, queues) and the queues' actors (depth, unacknowledged messages, consumers). It shows
+//! vhost `/` only (the console's AMQP page has no vhost yet); connection, channel and consumer
+//! counts are the door's, all vhosts together.
 //!
 //! A queue's figures live in its actor, so they are asked with [`Cmd::Snapshot`]: every request
 //! goes out first, then the answers are collected against one deadline, so a page of queues
@@ -22,9 +24,9 @@ use broker::messaging::console::{
 };
 use serde_json::{Map, Value};
 
-use crate::Shared;
 use crate::model::Dest;
 use crate::queue::{Cmd, QueueHandle, Snapshot};
+use crate::{DEFAULT_VHOST, Shared};
 
 /// How long the queues of one request have to answer, ms.
 pub const QUEUE_ANSWER_TIMEOUT_MS: u64 = 1_000;
@@ -41,12 +43,14 @@ pub(crate) struct View<M: Messaging> {
 impl<M: Messaging> View<M> {
     fn handles(&self, names: &[String]) -> Vec<Arc<QueueHandle>> {
         let model = self.shared.model.read().unwrap_or_else(|e| e.into_inner());
-        names.iter().filter_map(|n| model.queues.get(n).cloned()).collect()
+        let Some(v) = model.vhosts.get(DEFAULT_VHOST) else { return Vec::new() };
+        names.iter().filter_map(|n| v.queues.get(n).cloned()).collect()
     }
 
     fn sorted_names(&self) -> Vec<String> {
         let model = self.shared.model.read().unwrap_or_else(|e| e.into_inner());
-        let mut names: Vec<String> = model.queues.keys().cloned().collect();
+        let Some(v) = model.vhosts.get(DEFAULT_VHOST) else { return Vec::new() };
+        let mut names: Vec<String> = v.queues.keys().cloned().collect();
         names.sort();
         names
     }
@@ -97,8 +101,10 @@ impl<M: Messaging> AmqpConsole for View<M> {
         Box::pin(async move {
             let (exchanges, bindings, queues) = {
                 let model = self.shared.model.read().unwrap_or_else(|e| e.into_inner());
-                let bindings = model.exchanges.values().map(|x| x.bindings.len()).sum();
-                (model.exchanges.len(), bindings, model.queues.len())
+                model.vhosts.get(DEFAULT_VHOST).map_or((0, 0, 0), |v| {
+                    let bindings = v.exchanges.values().map(|x| x.bindings.len()).sum();
+                    (v.exchanges.len(), bindings, v.queues.len())
+                })
             };
             let mut names = self.sorted_names();
             names.truncate(TOTALS_QUEUES_MAX);
@@ -123,7 +129,8 @@ impl<M: Messaging> AmqpConsole for View<M> {
 
     fn exchanges(&self) -> Vec<AmqpExchange> {
         let model = self.shared.model.read().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<AmqpExchange> = model
+        let Some(v) = model.vhosts.get(DEFAULT_VHOST) else { return Vec::new() };
+        let mut out: Vec<AmqpExchange> = v
             .exchanges
             .values()
             .map(|x| AmqpExchange {
@@ -142,7 +149,8 @@ impl<M: Messaging> AmqpConsole for View<M> {
 
     fn bindings(&self) -> Vec<AmqpBinding> {
         let model = self.shared.model.read().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<AmqpBinding> = model
+        let Some(v) = model.vhosts.get(DEFAULT_VHOST) else { return Vec::new() };
+        let mut out: Vec<AmqpBinding> = v
             .exchanges
             .values()
             .flat_map(|x| {

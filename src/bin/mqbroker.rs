@@ -120,7 +120,8 @@ fn run() -> anyhow::Result<()> {
             h.shutdown();
         }
         if let Some(a) = &amqp {
-            a.shutdown();
+            // Before the broker persists the offsets: the queues' delivered marks are offsets.
+            a.stop().await;
         }
         let result = broker.shutdown().await;
         if let Some(ns) = name_server {
@@ -161,6 +162,7 @@ async fn start_amqp_door(broker: &Broker, metrics: &Metrics) -> anyhow::Result<O
     let settings = gateway_amqp::Settings {
         user: config.amqp_default_user.clone(),
         pass: config.amqp_default_pass.clone(),
+        users: config.amqp_users.clone(),
         frame_max_bytes: config.amqp_frame_max_bytes,
         channel_max: config.amqp_channel_max,
         heartbeat_s: config.amqp_heartbeat_s,

@@ -3,7 +3,15 @@
 //! `basic.get`, prefetch, ack/nack/reject with and without requeue, consumer cancel (by the
 //! client and by queue deletion), exclusive and auto-delete queues, durability across a clean
 //! restart and a `kill -9`, bad input on raw sockets answered with RabbitMQ's reply codes, and
-//! interoperability with the HTTP door through a queue over a RocketMQ topic.
+//! interoperability with the HTTP door through a queue over a RocketMQ topic. The submodules
+//! cover queue arguments and transactions (`arguments`), `channel.flow` and `redelivered` after a
+//! restart (`delivery`), virtual hosts and users (`vhosts`), and `connection.blocked` and the
+//! metric families (`observed`).
+
+mod arguments;
+mod delivery;
+mod observed;
+mod vhosts;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -61,6 +69,17 @@ fn declare_opts() -> QueueDeclareOptions {
 
 async fn queue(ch: &Channel, name: &str, opts: QueueDeclareOptions) -> lapin::Queue {
     ch.queue_declare(name.into(), opts, FieldTable::default()).await.expect("queue.declare")
+}
+
+/// A fanout exchange `dlx` with a queue `dead` bound to it: where the dead-lettering tests look.
+async fn dead_letter_target(ch: &Channel) {
+    ch.exchange_declare("dlx".into(), ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    queue(ch, "dead", declare_opts()).await;
+    ch.queue_bind("dead".into(), "dlx".into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
 }
 
 async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
@@ -835,13 +854,7 @@ async fn dead_lettering_by_reject_ttl_and_max_length() {
     let conn = door.connect().await;
     let ch = conn.create_channel().await.unwrap();
     ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-    ch.exchange_declare("dlx".into(), ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
-    queue(&ch, "dead", declare_opts()).await;
-    ch.queue_bind("dead".into(), "dlx".into(), "".into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
+    dead_letter_target(&ch).await;
     // Rejected without requeue.
     ch.queue_declare("rej".into(), declare_opts(), dlx_args(&[])).await.unwrap();
     publish(&ch, "", "rej", b"no-thanks", BasicProperties::default()).await;
@@ -922,8 +935,18 @@ fn a_queue_over_a_topic_meets_the_rocketmq_client() {
         let mut args = FieldTable::default();
         args.insert("x-rocketmq-topic".into(), AMQPValue::LongString("native_orders".into()));
         ch.queue_declare("native".into(), declare_opts(), args).await.unwrap();
-        let got =
-            ch.basic_get("native".into(), BasicGetOptions { no_ack: true }).await.unwrap().expect("the native message");
+        // The producer's send returned once the message was stored; it reaches the topic's
+        // queue a moment later (the ConsumeQueue is built asynchronously), so poll.
+        let got = tokio::time::timeout(DELIVERY_WAIT, async {
+            loop {
+                match ch.basic_get("native".into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+                    Some(m) => return m,
+                    None => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        })
+        .await
+        .expect("the native message");
         assert_eq!(got.delivery.data, b"over remoting");
         assert_eq!(got.delivery.routing_key.as_str(), "from-native");
         let color = got.delivery.properties.headers().as_ref().and_then(|h| h.inner().get("color").cloned());

@@ -32,7 +32,7 @@
 //! duplicate keys wins.
 //!
 //! New keys (not in RocketMQ): `httpListenPort`, `amqpListenPort`, `amqpDefaultUser`,
-//! `amqpDefaultPass`, `amqpFrameMax`, `amqpChannelMax`, `amqpHeartbeat`, `pluginDir`,
+//! `amqpDefaultPass`, `amqpUsers`, `amqpFrameMax`, `amqpChannelMax`, `amqpHeartbeat`, `pluginDir`,
 //! `sqlFilterEngine`, `sqlFilterPlugin`, `dashboardLogin`, `dashboardUser`, `dashboardPasswordHash`.
 
 pub mod properties;
@@ -324,6 +324,10 @@ pub struct BrokerConfig {
     pub amqp_default_user: String,
     /// `amqpDefaultPass`, that user's password, default `guest`.
     pub amqp_default_pass: String,
+    /// `amqpUsers`, more AMQP users and the vhosts each may open, default none:
+    /// `user:password:vhost,vhost;user:password:vhost` (the vhosts named here exist, with `/`).
+    /// Never printed, like the passwords it holds.
+    pub amqp_users: String,
     /// `amqpFrameMax`, bytes, default 131,072 (RabbitMQ's); the largest frame the AMQP door
     /// offers in `connection.tune` (4,096 to 1 MiB).
     pub amqp_frame_max_bytes: u32,
@@ -502,6 +506,7 @@ impl BrokerConfig {
             amqp_listen_port: 5672,
             amqp_default_user: "guest".to_owned(),
             amqp_default_pass: "guest".to_owned(),
+            amqp_users: String::new(),
             amqp_frame_max_bytes: 131_072,
             amqp_channel_max: 2047,
             amqp_heartbeat_s: 60,
@@ -969,6 +974,7 @@ key_table! {
     "amqpListenPort" => amqp_listen_port: int, show;
     "amqpDefaultUser" => amqp_default_user: text, show;
     "amqpDefaultPass" => amqp_default_pass: text, show_secret;
+    "amqpUsers" => amqp_users: text, show_secret;
     "amqpFrameMax" => amqp_frame_max_bytes: amqp_frame_max, show;
     "amqpChannelMax" => amqp_channel_max: int, show;
     "amqpHeartbeat" => amqp_heartbeat_s: int, show;
