@@ -8,6 +8,7 @@
 #
 #   scripts/bench-amqp.sh                      # our broker only
 #   RABBIT=1 MESSAGES=50000 scripts/bench-amqp.sh
+#   KEEP=1 scripts/bench-amqp.sh               # keep the logs and stores
 #
 # RabbitMQ is never installed by this script (`apt-get install -y rabbitmq-server` first); it is
 # started as a node of its own under a temporary directory and stopped at the end.
@@ -29,7 +30,7 @@ cleanup() {
     if [[ -n ${RABBIT_STARTED:-} ]]; then
         RABBITMQ_NODENAME=bench@localhost RABBITMQ_MNESIA_BASE=$WORK/rabbit rabbitmqctl -n bench@localhost stop >/dev/null 2>&1 || true
     fi
-    [[ -n ${KEEP:-} ]] || rm -rf "$WORK"; echo "work: $WORK"
+    if [[ -n ${KEEP:-} ]]; then echo "kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -48,6 +49,19 @@ EOF
 "$BIN/mqbroker" --standalone -c "$WORK/broker.properties" >"$WORK/broker.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 300); do grep -q "Broker started" "$WORK/broker.log" && break; sleep 0.1; done
+# Measure the steady state: a fresh SYNC_FLUSH store zero-fills its next CommitLog segment in the
+# background first (and RabbitMQ has its own start-up work).
+wait_idle() { # wait_idle <pid>: until it uses under 5% of a core over half a second (60 s at most)
+    local hz t0 t1
+    hz=$(getconf CLK_TCK)
+    for _ in $(seq 1 120); do
+        t0=$(awk '{print $14 + $15}' "/proc/$1/stat")
+        sleep 0.5
+        t1=$(awk '{print $14 + $15}' "/proc/$1/stat")
+        (( (t1 - t0) * 100 < hz * 5 / 2 )) && return 0
+    done
+}
+wait_idle "${PIDS[0]}"
 echo "== this broker ($FLUSH), $MESSAGES messages of 1 KiB"
 "$BIN/examples/amqp_bench" "amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f" "$MESSAGES" 1024
 
@@ -65,6 +79,7 @@ if [[ -n ${RABBIT:-} ]]; then
         rabbitmqctl -n bench@localhost await_startup --timeout 5 >/dev/null 2>&1 && break
         sleep 0.5
     done
+    wait_idle "$(pgrep -n beam.smp)"
     echo "== RabbitMQ $(rabbitmqctl -n bench@localhost version 2>/dev/null), $MESSAGES messages of 1 KiB"
     "$BIN/examples/amqp_bench" "amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2f" "$MESSAGES" 1024
 fi

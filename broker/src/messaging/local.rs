@@ -20,7 +20,7 @@ use super::{
 use crate::filter::Subscription;
 use crate::metrics::Protocol;
 use crate::processor::pop::{self, LeaseOutcome, PopRequest, pop_retry_topic};
-use crate::processor::send::{self, HALF_TOPIC, SendHeader, apply_delay, put_replicated};
+use crate::processor::send::{self, HALF_TOPIC, SendHeader, apply_delay, start_put_replicated};
 use crate::processor::{BrokerInner, Role};
 use crate::protocol::message_id::{UniqueIds, decode_offset_msg_id, offset_msg_id};
 use crate::protocol::{self, PERM_READ, PERM_WRITE, RETRY_GROUP_TOPIC_PREFIX, request, response};
@@ -198,20 +198,17 @@ impl LocalMessaging {
         msg.properties = protocol::encode_properties(props.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         (msg, uniq)
     }
+}
 
-    fn durability(&self, status: PutStatus) -> (Durability, &'static str) {
-        let flushed = if self.broker.config.flush_disk_type == FlushDiskType::Sync {
-            Durability::Disk
-        } else {
-            Durability::Memory
-        };
-        match status {
-            PutStatus::Ok if self.broker.role() == Role::SyncMaster => (Durability::Replicated, "SEND_OK"),
-            PutStatus::Ok => (flushed, "SEND_OK"),
-            PutStatus::FlushDiskTimeout => (Durability::Memory, "FLUSH_DISK_TIMEOUT"),
-            PutStatus::FlushSlaveTimeout => (flushed, "FLUSH_SLAVE_TIMEOUT"),
-            PutStatus::SlaveNotAvailable => (flushed, "SLAVE_NOT_AVAILABLE"),
-        }
+/// What a put's status says of the message's durability, and its RocketMQ status name.
+fn durability(b: &BrokerInner, status: PutStatus) -> (Durability, &'static str) {
+    let flushed = if b.config.flush_disk_type == FlushDiskType::Sync { Durability::Disk } else { Durability::Memory };
+    match status {
+        PutStatus::Ok if b.role() == Role::SyncMaster => (Durability::Replicated, "SEND_OK"),
+        PutStatus::Ok => (flushed, "SEND_OK"),
+        PutStatus::FlushDiskTimeout => (Durability::Memory, "FLUSH_DISK_TIMEOUT"),
+        PutStatus::FlushSlaveTimeout => (flushed, "FLUSH_SLAVE_TIMEOUT"),
+        PutStatus::SlaveNotAvailable => (flushed, "SLAVE_NOT_AVAILABLE"),
     }
 }
 
@@ -287,16 +284,17 @@ fn check_name(kind: &str, name: &str) -> Result<()> {
 }
 
 impl LocalMessaging {
-    /// Stores `messages`; with `wait` the answer comes once they are durable as configured
-    /// (flushed under SYNC_FLUSH, on a slave under SYNC_MASTER), without it once they are
-    /// stored and dispatched.
-    async fn publish_with(
+    /// Stores `messages` in two steps: they are appended before this returns, so successive
+    /// calls keep their order; the future answers once they are durable as configured (flushed
+    /// under SYNC_FLUSH, on a slave under SYNC_MASTER) with `wait`, without it once they are
+    /// stored and readable (see [`Messaging::publish_pipelined`]).
+    fn start_publish(
         &self,
         topic: &str,
         messages: Vec<OutgoingMessage>,
         producer_group: &str,
         wait: bool,
-    ) -> Result<Vec<super::Published>> {
+    ) -> Result<impl Future<Output = Result<Vec<super::Published>>> + Send + 'static> {
         let b = &self.broker;
         let started = std::time::Instant::now();
         check_name("topic", topic)?;
@@ -336,7 +334,7 @@ impl LocalMessaging {
             && messages.iter().all(|m| !m.transactional && m.delay_ms.unwrap_or(0) == 0 && m.queue_id.is_none());
         let groups: Vec<Vec<OutgoingMessage>> =
             if batchable { vec![messages] } else { messages.into_iter().map(|m| vec![m]).collect() };
-        let mut out = Vec::new();
+        let mut started_puts = Vec::with_capacity(groups.len());
         for group in groups {
             let queue_id = group[0].queue_id.unwrap_or_else(|| send::pick_queue(tc.write_queue_nums));
             let transactional = group[0].transactional;
@@ -350,31 +348,40 @@ impl LocalMessaging {
                 ids.push(id);
             }
             let count = inputs.len() as u64;
-            let result = put_replicated(b, inputs, wait).await?;
-            wait_dispatched(b, result.appended.end_offset).await;
-            b.metrics.record_in(self.protocol, topic, count, bytes);
-            let (durability, status) = self.durability(result.status);
-            for (appended, id) in result.appended.messages.iter().zip(ids) {
-                let transaction_id = transactional.then(|| {
-                    format!(
-                        "{}:{}:{}:{}",
-                        b.config.broker_name, appended.physical_offset, appended.queue_offset, producer_group
-                    )
-                });
-                out.push(super::Published {
-                    message_id: id,
-                    offset_message_id: offset_msg_id(b.store_host, appended.physical_offset),
-                    topic: topic.to_owned(),
-                    queue_id,
-                    queue_offset: if transactional { 0 } else { appended.queue_offset },
-                    status,
-                    durability,
-                    transaction_id,
-                });
-            }
+            let put = start_put_replicated(b, inputs, wait);
+            started_puts.push((put, ids, queue_id, transactional, count, bytes));
         }
-        b.metrics.observe_send(self.protocol, started.elapsed());
-        Ok(out)
+        let (b, protocol) = (Arc::clone(b), self.protocol);
+        let (topic, producer_group) = (topic.to_owned(), producer_group.to_owned());
+        Ok(async move {
+            let mut out = Vec::new();
+            for (put, ids, queue_id, transactional, count, bytes) in started_puts {
+                let result = put.await?;
+                wait_dispatched(&b, result.appended.end_offset).await;
+                b.metrics.record_in(protocol, &topic, count, bytes);
+                let (durability, status) = durability(&b, result.status);
+                for (appended, id) in result.appended.messages.iter().zip(ids) {
+                    let transaction_id = transactional.then(|| {
+                        format!(
+                            "{}:{}:{}:{}",
+                            b.config.broker_name, appended.physical_offset, appended.queue_offset, producer_group
+                        )
+                    });
+                    out.push(super::Published {
+                        message_id: id,
+                        offset_message_id: offset_msg_id(b.store_host, appended.physical_offset),
+                        topic: topic.clone(),
+                        queue_id,
+                        queue_offset: if transactional { 0 } else { appended.queue_offset },
+                        status,
+                        durability,
+                        transaction_id,
+                    });
+                }
+            }
+            b.metrics.observe_send(protocol, started.elapsed());
+            Ok(out)
+        })
     }
 }
 
@@ -385,16 +392,17 @@ impl Messaging for LocalMessaging {
         messages: Vec<OutgoingMessage>,
         producer_group: &str,
     ) -> Result<Vec<super::Published>> {
-        self.publish_with(topic, messages, producer_group, true).await
+        self.start_publish(topic, messages, producer_group, true)?.await
     }
 
-    async fn publish_unwaited(
+    fn publish_pipelined(
         &self,
         topic: &str,
         messages: Vec<OutgoingMessage>,
         producer_group: &str,
-    ) -> Result<Vec<super::Published>> {
-        self.publish_with(topic, messages, producer_group, false).await
+        wait: bool,
+    ) -> Result<impl Future<Output = Result<Vec<super::Published>>> + Send + 'static> {
+        self.start_publish(topic, messages, producer_group, wait)
     }
 
     async fn end_transaction(&self, transaction_id: &str, commit: bool) -> Result<()> {

@@ -392,18 +392,22 @@ pub trait Messaging: Send + Sync + 'static {
         producer_group: &str,
     ) -> impl Future<Output = Result<Vec<Published>>> + Send;
 
-    /// [`Messaging::publish`] for a publisher that does not wait for durability (RocketMQ's
-    /// `WAIT=false`, AMQP publishes without confirms): answered once the messages are stored and
-    /// readable, before the flush that SYNC_FLUSH waits for and before a SYNC_MASTER's slave has
-    /// them. By default the same as `publish`.
-    fn publish_unwaited(
+    /// [`Messaging::publish`] in two steps, for a publisher that keeps several publishes in
+    /// flight: the messages are appended before this returns (so successive calls keep their
+    /// order), and the future answers once they are durable as configured. A batch can then be
+    /// appended while the one before it waits for its flush or its slave. Without `wait` the
+    /// future answers once they are stored and readable, durable or not (RocketMQ's
+    /// `WAIT=false`; AMQP publishes without confirms).
+    ///
+    /// # Errors
+    /// What `publish` refuses before storing (names, sizes, unknown queues).
+    fn publish_pipelined(
         &self,
         topic: &str,
         messages: Vec<OutgoingMessage>,
         producer_group: &str,
-    ) -> impl Future<Output = Result<Vec<Published>>> + Send {
-        self.publish(topic, messages, producer_group)
-    }
+        wait: bool,
+    ) -> Result<impl Future<Output = Result<Vec<Published>>> + Send + 'static>;
 
     /// Commits or rolls back a half message by the id [`Published::transaction_id`] gave.
     fn end_transaction(&self, transaction_id: &str, commit: bool) -> impl Future<Output = Result<()>> + Send;

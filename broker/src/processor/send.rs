@@ -399,43 +399,63 @@ fn waits_for_store(properties: &str) -> bool {
 /// SLAVE_NOT_AVAILABLE when no slave is fit. The message is stored in every case. Without
 /// `wait` (`WAIT=false`) nothing is waited for: neither the flush nor the slave.
 pub async fn put_replicated(broker: &Arc<BrokerInner>, batch: Vec<MessageInput>, wait: bool) -> Result<PutResult> {
+    start_put_replicated(broker, batch, wait).await
+}
+
+/// [`put_replicated`] in two steps: the batch is appended before this returns (so calls keep
+/// their order), and the future answers once it is as durable as `wait` asks. A publisher can
+/// append its next batch while the previous one waits for its flush or its slave.
+pub fn start_put_replicated(
+    broker: &Arc<BrokerInner>,
+    batch: Vec<MessageInput>,
+    wait: bool,
+) -> impl Future<Output = Result<PutResult>> + Send + 'static {
+    let (tx, rx) = tokio::sync::oneshot::channel::<crate::store::Result<PutResult>>();
+    let count = batch.len() as u64;
+    let sync_master = match &broker.ha_master {
+        Some(m) if wait && broker.role() == Role::SyncMaster => Some(Arc::clone(m)),
+        _ => None,
+    };
     if !wait {
         // `WAIT=false`: stored, answered PUT_OK without waiting for a flush or a slave (4.9.4).
-        let result = broker.store.put_messages_unwaited(&batch)?;
-        broker.stats.record_put(batch.len() as u64);
-        return Ok(result);
+        let _ = tx.send(broker.store.put_messages_unwaited(&batch));
+    } else if let Some(master) = sync_master {
+        // The store's completion registers the wait for the slave, whose answer completes the
+        // send: one wake-up of the waiting task, no timer per send.
+        let timeout = std::time::Duration::from_millis(broker.config.slave_timeout_ms);
+        broker.store.put_messages_then(&batch, move |r| match r {
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+            Ok(mut result) => {
+                let end = result.appended.end_offset;
+                master.wait_then(
+                    end,
+                    timeout,
+                    Box::new(move |replicated| {
+                        match replicated {
+                            crate::ha::Replicated::Yes => {}
+                            crate::ha::Replicated::TimedOut => result.status = PutStatus::FlushSlaveTimeout,
+                            crate::ha::Replicated::SlaveNotAvailable => {
+                                result.status = PutStatus::SlaveNotAvailable;
+                            }
+                        }
+                        let _ = tx.send(Ok(result));
+                    }),
+                );
+            }
+        });
+    } else {
+        broker.store.put_messages_then(&batch, move |r| {
+            let _ = tx.send(r);
+        });
     }
-    let master = match &broker.ha_master {
-        Some(m) if wait && broker.role() == Role::SyncMaster => Arc::clone(m),
-        _ => return put(broker, batch).await,
-    };
-    // The store's completion registers the wait for the slave, whose answer completes the send:
-    // one wake-up of this task, no timer per send.
-    let timeout = std::time::Duration::from_millis(broker.config.slave_timeout_ms);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    broker.store.put_messages_then(&batch, move |r| match r {
-        Err(e) => {
-            let _ = tx.send(Err(e));
-        }
-        Ok(mut result) => {
-            let end = result.appended.end_offset;
-            master.wait_then(
-                end,
-                timeout,
-                Box::new(move |replicated| {
-                    match replicated {
-                        crate::ha::Replicated::Yes => {}
-                        crate::ha::Replicated::TimedOut => result.status = PutStatus::FlushSlaveTimeout,
-                        crate::ha::Replicated::SlaveNotAvailable => result.status = PutStatus::SlaveNotAvailable,
-                    }
-                    let _ = tx.send(Ok(result));
-                }),
-            );
-        }
-    });
-    let result = rx.await.map_err(|_| Error::System("the store dropped the put".into()))??;
-    broker.stats.record_put(batch.len() as u64);
-    Ok(result)
+    let broker = Arc::clone(broker);
+    async move {
+        let result = rx.await.map_err(|_| Error::System("the store dropped the put".into()))??;
+        broker.stats.record_put(count);
+        Ok(result)
+    }
 }
 
 fn send_response(broker: &BrokerInner, result: &PutResult, queue_id: u32) -> RemotingCommand {
