@@ -8,8 +8,9 @@
 //! `queue.rs` (one actor per queue: read positions, unacknowledged and requeued messages,
 //! consumers, prefetch, expiry), `props.rs` (AMQP message ⇄ RocketMQ message),
 //! `wire.rs` (frame reading with limits, encoding), `error.rs` (the one mapping to reply codes),
-//! `metrics.rs` (`rocketmq_amqp_*`), `view.rs` (the read-only view the web console shows,
-//! [`AmqpServer::console`]).
+//! `metrics.rs` (`rocketmq_amqp_*`, with per-queue ready and unacknowledged gauges refreshed
+//! every [`metrics::QUEUE_GAUGES_INTERVAL_MS`] by asking each queue's actor), `view.rs` (the
+//! read-only view the web console shows, [`AmqpServer::console`]).
 //!
 //! # Mapping onto the store
 //!
@@ -33,6 +34,11 @@
 //! - **Durable metadata**: durable exchanges, queues and the bindings between durable objects are
 //!   in `<store>/config/amqp.json` (written to a temporary file, fsynced, renamed), reloaded at
 //!   start. Non-durable queues vanish at restart; their topics are deleted then.
+//! - **Replication**: a slave broker copies its master's `amqp.json` byte for byte with its other
+//!   metadata (`broker::processor::slave_sync`, every 10 s, only when it differs), along with the
+//!   queues' topics and offsets. `mqbroker` does not start the door on a SLAVE (a slave refuses
+//!   messages, and a door there would write a file the next sync replaces); once the broker is
+//!   restarted as a master, the door loads the copy.
 //! - **Interop**: a queue declared with `x-rocketmq-topic: T` reads the existing topic `T` (every
 //!   queue id, from its first offset), so AMQP consumers get what native producers wrote;
 //!   messages published over AMQP are normal RocketMQ messages (routing key as tag and `AMQP_RK`,
@@ -295,6 +301,7 @@ pub async fn serve<M: Messaging>(
         users,
     });
     tokio::spawn(dead_letter_loop(shared.clone(), dead_letter_rx));
+    let gauges = tokio::spawn(queue_gauges_loop(shared.clone()));
     tokio::spawn(expiry_loop(shared.clone(), expired_rx));
     let console = Arc::new(view::View { shared: shared.clone() });
     let marks = shared.clone();
@@ -321,6 +328,7 @@ pub async fn serve<M: Messaging>(
     tokio::spawn(async move {
         let _ = accepting.await;
         disk.abort();
+        gauges.abort();
     });
     Ok(AmqpServer { local_addr, stop, console, save_marks })
 }
@@ -375,6 +383,55 @@ async fn dead_letter_loop<M: Messaging>(shared: Arc<Shared<M>>, mut rx: mpsc::Un
             }
             q.send(queue::Cmd::Poke);
         }
+    }
+}
+
+/// Refreshes the per-queue gauges every [`metrics::QUEUE_GAUGES_INTERVAL_MS`], off the publish
+/// and delivery paths: every queue's actor is asked for its ready and unacknowledged counts (all
+/// at once, answers awaited until the next round is due). Values are set under the model's lock
+/// and only for queues still in the model, so a queue deleted meanwhile (whose series
+/// [`Shared::forget_queue`] removed) does not get them back.
+async fn queue_gauges_loop<M: Messaging>(shared: Arc<Shared<M>>) {
+    let period = Duration::from_millis(metrics::QUEUE_GAUGES_INTERVAL_MS);
+    let mut shown: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    loop {
+        tokio::time::sleep(period).await;
+        let handles: Vec<Arc<QueueHandle>> = {
+            let model = shared.model.read().unwrap_or_else(|e| e.into_inner());
+            model.vhosts.values().flat_map(|v| v.queues.values().cloned()).collect()
+        };
+        let asked: Vec<_> = handles
+            .iter()
+            .map(|q| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                q.send(queue::Cmd::Depth(tx));
+                rx
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + period;
+        let mut answers = Vec::with_capacity(handles.len());
+        for (q, rx) in handles.iter().zip(asked) {
+            if let Ok(Ok(depth)) = tokio::time::timeout_at(deadline, rx).await {
+                answers.push((q, depth));
+            }
+        }
+        let model = shared.model.read().unwrap_or_else(|e| e.into_inner());
+        let in_model = |vhost: &str, name: &str| model.vhosts.get(vhost).is_some_and(|v| v.queues.contains_key(name));
+        for (q, (ready, unacked)) in answers {
+            let current =
+                model.vhosts.get(&q.vhost).and_then(|v| v.queues.get(&q.name)).is_some_and(|x| Arc::ptr_eq(x, q));
+            if current {
+                shared.metrics.set_queue_depth(&q.vhost, &q.name, ready, unacked);
+                shown.insert((q.vhost.clone(), q.name.clone()));
+            }
+        }
+        shown.retain(|(vhost, name)| {
+            let keep = in_model(vhost, name);
+            if !keep {
+                shared.metrics.remove_queue_depth(vhost, name);
+            }
+            keep
+        });
     }
 }
 
@@ -491,6 +548,7 @@ impl<M: Messaging> Shared<M> {
             if let Some(v) = model.vhosts.get_mut(&q.vhost) {
                 if v.queues.get(&q.name).is_some_and(|x| Arc::ptr_eq(x, q)) {
                     v.queues.remove(&q.name);
+                    self.metrics.remove_queue_depth(&q.vhost, &q.name);
                 }
                 changed |= v.unbind_all(&Dest::Queue(q.name.clone()));
             }

@@ -1,5 +1,9 @@
 //! The door's Prometheus families, shaped after RabbitMQ's `rabbitmq_global_*` and registered on
-//! the broker's one registry. Labels are bounded: no queue, exchange or connection names.
+//! the broker's one registry. Labels are bounded: no exchange or connection names, and queue
+//! names only in the two per-queue gauges (shaped after RabbitMQ's `rabbitmq_queue_messages_ready`
+//! and `_unacked`), one series per queue, removed when the queue is deleted. Those two are not
+//! touched by publishes or deliveries: the door asks each queue's actor for its figures every
+//! [`QUEUE_GAUGES_INTERVAL_MS`].
 //!
 //! | family | type | labels |
 //! |---|---|---|
@@ -16,8 +20,12 @@
 //! | `rocketmq_amqp_auth_failures_total` | counter | `mechanism` |
 //! | `rocketmq_amqp_connections_blocked` | gauge | |
 //! | `rocketmq_amqp_messages_dead_lettered_total` | counter | `reason` (`rejected`, `expired`, `maxlen`) |
+//! | `rocketmq_amqp_queue_messages_ready`, `rocketmq_amqp_queue_messages_unacked` | gauge | `vhost`, `queue` |
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// How often the per-queue gauges are refreshed from the queues' actors.
+pub const QUEUE_GAUGES_INTERVAL_MS: u64 = 1_000;
 
 pub struct AmqpMetrics {
     pub connections: IntGauge,
@@ -42,10 +50,20 @@ pub struct AmqpMetrics {
     pub auth_failures: IntCounterVec,
     pub blocked: IntGauge,
     pub dead_lettered: IntCounterVec,
+    /// Per queue (`vhost`, `queue`): messages ready for delivery.
+    pub queue_ready: IntGaugeVec,
+    /// Per queue (`vhost`, `queue`): messages delivered and not yet acknowledged.
+    pub queue_unacked: IntGaugeVec,
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
     let g = IntGauge::new(name, help)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn gauges(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
     r.register(Box::new(g.clone()))?;
     Ok(g)
 }
@@ -63,6 +81,18 @@ fn counters(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus
 }
 
 impl AmqpMetrics {
+    /// Sets a queue's two gauges.
+    pub fn set_queue_depth(&self, vhost: &str, queue: &str, ready: u32, unacked: usize) {
+        self.queue_ready.with_label_values(&[vhost, queue]).set(i64::from(ready));
+        self.queue_unacked.with_label_values(&[vhost, queue]).set(i64::try_from(unacked).unwrap_or(i64::MAX));
+    }
+
+    /// Removes a queue's two series (the queue was deleted).
+    pub fn remove_queue_depth(&self, vhost: &str, queue: &str) {
+        let _ = self.queue_ready.remove_label_values(&[vhost, queue]);
+        let _ = self.queue_unacked.remove_label_values(&[vhost, queue]);
+    }
+
     /// Registers the families in `r`.
     ///
     /// # Errors
@@ -135,6 +165,18 @@ impl AmqpMetrics {
                 "rocketmq_amqp_messages_dead_lettered_total",
                 "Messages sent to a dead-letter exchange.",
                 &["reason"],
+            )?,
+            queue_ready: gauges(
+                r,
+                "rocketmq_amqp_queue_messages_ready",
+                "Messages ready for delivery, per queue.",
+                &["vhost", "queue"],
+            )?,
+            queue_unacked: gauges(
+                r,
+                "rocketmq_amqp_queue_messages_unacked",
+                "Messages delivered and not yet acknowledged, per queue.",
+                &["vhost", "queue"],
             )?,
         })
     }

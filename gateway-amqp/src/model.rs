@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Fail;
 use crate::queue::QueueHandle;
 
-/// The metadata file's name in the store's config directory.
+/// The metadata file's name in the store's config directory (a slave broker copies its master's,
+/// by the same name: `broker::processor::slave_sync::AMQP_METADATA_FILE`).
 pub const METADATA_FILE: &str = "amqp.json";
 /// Exchange-to-exchange hops followed when routing one message.
 pub const ROUTE_HOPS_MAX: usize = 64;
@@ -486,6 +487,12 @@ pub fn value_int(v: &AMQPValue) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_broker_replicates_this_file() {
+        // A slave copies its master's file by this name (`broker::processor::slave_sync`).
+        assert_eq!(METADATA_FILE, broker::processor::slave_sync::AMQP_METADATA_FILE);
+    }
 
     #[test]
     fn topic_patterns() {

@@ -268,6 +268,8 @@ pub enum Cmd {
     Purge(oneshot::Sender<u32>),
     /// Ready messages and consumers.
     Stats(oneshot::Sender<(u32, u32)>),
+    /// Ready and unacknowledged messages (the door's per-queue gauges, refreshed on a timer).
+    Depth(oneshot::Sender<(u32, usize)>),
     /// Figures and consumers for the console; changes nothing.
     Snapshot(oneshot::Sender<Snapshot>),
     Delete {
@@ -690,6 +692,10 @@ impl<M: Messaging> Actor<M> {
             Cmd::Stats(reply) => {
                 let ready = self.ready().await;
                 let _ = reply.send((ready, self.consumers.len() as u32));
+            }
+            Cmd::Depth(reply) => {
+                let ready = self.ready().await;
+                let _ = reply.send((ready, self.outstanding.len()));
             }
             Cmd::Snapshot(reply) => {
                 let ready = self.ready().await;

@@ -8,7 +8,8 @@
 //!
 //! Both modes serve the HTTP door (`gateway-http`: REST publish/consume, admin, plugins, health,
 //! `/metrics`, the web console at `/dashboard/`) on `httpListenPort` (8080; 0 turns it off) and
-//! the AMQP 0-9-1 door (`gateway-amqp`) on `amqpListenPort` (5672; 0 turns it off). The program
+//! the AMQP 0-9-1 door (`gateway-amqp`) on `amqpListenPort` (5672; 0 turns it off; never on a
+//! SLAVE, whose AMQP metadata is a copy of its master's). The program
 //! creates the one metrics registry and passes it to the broker and the doors.
 
 use std::path::PathBuf;
@@ -149,10 +150,20 @@ async fn start_embedded_name_server(config: &BrokerConfig) -> anyhow::Result<nam
 }
 
 /// The AMQP 0-9-1 door on `amqpListenPort` (on `bindAddress`, every interface by default),
-/// unless 0; its metadata (`amqp.json`) next to the broker's other config files.
+/// unless 0; its metadata (`amqp.json`) next to the broker's other config files. Not on a SLAVE:
+/// its `amqp.json` is a copy of its master's (`processor::slave_sync`), loaded when the broker is
+/// restarted as a master; a door there would store nothing (a slave refuses messages) and its
+/// declares would write a file the next sync replaces.
 async fn start_amqp_door(broker: &Broker, metrics: &Metrics) -> anyhow::Result<Option<gateway_amqp::AmqpServer>> {
     let config = &broker.inner.config;
     if config.amqp_listen_port == 0 {
+        return Ok(None);
+    }
+    if !config.broker_role.is_master() {
+        tracing::info!(
+            port = config.amqp_listen_port,
+            "AMQP door not started: the broker is a SLAVE (its AMQP metadata follows the master's)"
+        );
         return Ok(None);
     }
     let messaging =

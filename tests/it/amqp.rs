@@ -5,12 +5,13 @@
 //! restart and a `kill -9`, bad input on raw sockets answered with RabbitMQ's reply codes, and
 //! interoperability with the HTTP door through a queue over a RocketMQ topic. The submodules
 //! cover queue arguments and transactions (`arguments`), `channel.flow` and `redelivered` after a
-//! restart (`delivery`), virtual hosts and users (`vhosts`), and `connection.blocked` and the
-//! metric families (`observed`).
+//! restart (`delivery`), virtual hosts and users (`vhosts`), `connection.blocked` and the
+//! metric families (`observed`), and the metadata a slave copies from its master (`replication`).
 
 mod arguments;
 mod delivery;
 mod observed;
+mod replication;
 mod vhosts;
 
 use std::io::{Read, Write};

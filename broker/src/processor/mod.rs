@@ -296,6 +296,7 @@ impl Handler for NativeDoor {
             request::ACK_MESSAGE => pop::ack_message(b, &req),
             request::CHANGE_MESSAGE_INVISIBLETIME => pop::change_invisible_time(b, &req),
             request::PLUGIN_SNAPSHOT => Ok(slave_sync::plugin_snapshot(b, &req)),
+            request::AMQP_METADATA_SNAPSHOT => Ok(slave_sync::amqp_metadata_snapshot(b, &req)),
             request::PLUGIN_DEPLOY..=request::PLUGIN_LOGS => match plugins::handle(b, &req).await {
                 Some(r) => r,
                 None => Err(Error::System(format!("plugin request code {} not supported", req.code))),

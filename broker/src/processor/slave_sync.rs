@@ -5,7 +5,17 @@
 //! topics and groups replaced when they differ, offsets merged key by key. The Wasm plugins and
 //! their bindings follow too (PLUGIN_SNAPSHOT, ours): the slave sends a digest of what it has, and
 //! the master answers with its whole plugin set only when the digests differ.
+//!
+//! So does the AMQP door's durable metadata (exchanges, queues, bindings), the file
+//! [`AMQP_METADATA_FILE`] in the store's `config` directory (AMQP_METADATA_SNAPSHOT, ours): the
+//! slave sends the SHA-256 of its copy, the master answers with the bytes of its own file only
+//! when they differ, and the slave replaces its copy atomically. The broker treats the file as
+//! opaque bytes (at most [`AMQP_METADATA_BYTES_MAX`]). A SLAVE does not run the AMQP door (see
+//! `mqbroker`): the copy is what the door loads once the broker is restarted as a master (an
+//! operator's promotion), so queues, exchanges and bindings are there, with the queues' topics
+//! and offsets copied above.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,12 +24,17 @@ use crate::plugin::Plugins;
 use crate::protocol::body::{self, TopicConfigSerializeWrapper};
 use crate::protocol::{request, response};
 use crate::remoting::RemotingCommand;
-use crate::store::metadata::{ConsumerOffsets, DelayOffsets, SubscriptionGroupTable};
+use crate::store::metadata::{ConsumerOffsets, DelayOffsets, SubscriptionGroupTable, write_atomically};
 
 /// How often a slave copies its master's metadata (4.9.4: 10 s).
 pub const SYNC_INTERVAL_MS: u64 = 10_000;
 /// How long one metadata request to the master may take.
 pub const SYNC_REQUEST_TIMEOUT_MS: u64 = 3_000;
+/// The AMQP door's metadata file in `<store>/config` (`gateway_amqp::model::METADATA_FILE`; the
+/// door checks that the two agree).
+pub const AMQP_METADATA_FILE: &str = "amqp.json";
+/// The largest AMQP metadata file a master sends or a slave takes (below the 16 MiB frame).
+pub const AMQP_METADATA_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// Runs the sync loop until the task is aborted. The first round runs as soon as the master is
 /// known.
@@ -45,7 +60,7 @@ pub async fn run(broker: Arc<BrokerInner>) {
     }
 }
 
-/// One round: the four tables from `master`.
+/// One round: the four tables, the plugins and the AMQP metadata from `master`.
 ///
 /// # Errors
 /// A request failed or a body did not parse; what was taken before stays.
@@ -80,7 +95,74 @@ pub async fn sync_once(broker: &BrokerInner, master: &str) -> Result<(), String>
         tracing::info!(master, "Subscription groups updated from the master");
     }
 
-    sync_plugins(broker, master).await
+    sync_plugins(broker, master).await?;
+    sync_amqp_metadata(broker, master).await
+}
+
+/// Where this broker keeps the AMQP door's metadata file.
+fn amqp_metadata_path(broker: &BrokerInner) -> PathBuf {
+    broker.config.store_path_root_dir.join("config").join(AMQP_METADATA_FILE)
+}
+
+/// The SHA-256 (hex) of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Replaces this broker's AMQP metadata file with the master's when they differ.
+async fn sync_amqp_metadata(broker: &BrokerInner, master: &str) -> Result<(), String> {
+    let path = amqp_metadata_path(broker);
+    let mine = match std::fs::read(&path) {
+        Ok(bytes) => sha256_hex(&bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("reading {}: {e}", path.display())),
+    };
+    let request = RemotingCommand::request(request::AMQP_METADATA_SNAPSHOT).with_field("digest", mine);
+    let timeout = Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS);
+    let answer = broker.client.invoke(master, request, timeout).await.map_err(|e| format!("AMQP metadata: {e}"))?;
+    if answer.code != response::SUCCESS {
+        return Err(format!("AMQP metadata from {master}: code {} {:?}", answer.code, answer.remark));
+    }
+    if answer.body.is_empty() {
+        return Ok(());
+    }
+    if answer.body.len() > AMQP_METADATA_BYTES_MAX {
+        return Err(format!(
+            "AMQP metadata from {master}: {} bytes, more than {AMQP_METADATA_BYTES_MAX}",
+            answer.body.len()
+        ));
+    }
+    write_atomically(&path, &answer.body).map_err(|e| format!("AMQP metadata from {master}: {e}"))?;
+    tracing::info!(master, "AMQP metadata updated from the master");
+    Ok(())
+}
+
+/// AMQP_METADATA_SNAPSHOT on a master: the bytes of its AMQP metadata file when the asker's
+/// `digest` differs; nothing when equal or when there is no file.
+pub fn amqp_metadata_snapshot(broker: &BrokerInner, req: &RemotingCommand) -> RemotingCommand {
+    let path = amqp_metadata_path(broker);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return RemotingCommand::response(response::SUCCESS);
+        }
+        Err(e) => {
+            return RemotingCommand::error(response::SYSTEM_ERROR, format!("reading {}: {e}", path.display()));
+        }
+    };
+    if bytes.len() > AMQP_METADATA_BYTES_MAX {
+        return RemotingCommand::error(
+            response::SYSTEM_ERROR,
+            format!("{} has {} bytes, more than {AMQP_METADATA_BYTES_MAX}", path.display(), bytes.len()),
+        );
+    }
+    let digest = sha256_hex(&bytes);
+    let mut answer = RemotingCommand::response(response::SUCCESS).with_field("digest", digest.as_str());
+    if req.ext_fields.get("digest") != Some(digest.as_str()) {
+        answer.body = bytes.into();
+    }
+    answer
 }
 
 /// Installs the master's plugins and bindings when they differ from this broker's.

@@ -119,6 +119,10 @@ pub mod request {
     /// A slave asks its master for the plugin set (`processor::slave_sync`); header `digest`: the
     /// slave's own, answered with an empty body when equal.
     pub const PLUGIN_SNAPSHOT: i32 = 49008;
+    /// A slave asks its master for the AMQP door's metadata file (`processor::slave_sync`); not in
+    /// 4.9.4 (ours). Header `digest`: the SHA-256 of the slave's copy, answered with an empty body
+    /// when equal or when the master has no such file.
+    pub const AMQP_METADATA_SNAPSHOT: i32 = 49009;
 }
 
 /// Response codes.

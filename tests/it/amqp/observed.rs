@@ -1,7 +1,8 @@
 //! What an operator and a client observe: `connection.blocked` when the broker's disk counts as
 //! full (seen by lapin, and a publish on a raw socket, which unlike lapin keeps sending while
-//! blocked, is nacked rather than confirmed), and the `rocketmq_amqp_*` metric families moving by
-//! the right amounts as lapin publishes, consumes and acknowledges.
+//! blocked, is nacked rather than confirmed), the `rocketmq_amqp_*` metric families moving by
+//! the right amounts as lapin publishes, consumes and acknowledges, and the per-queue ready and
+//! unacknowledged gauges following a queue until it is deleted.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use futures_util::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 
@@ -227,4 +229,56 @@ async fn metric_families_count_what_clients_do() {
         ("rocketmq_amqp_connections_closed_total", &[], 1.0),
     ];
     expect_metrics(&http, http_port, &before, rows).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_gauges_show_ready_and_unacked_until_the_queue_is_deleted() {
+    let http_port = free_port();
+    let door = Door::start(&format!("httpListenPort={http_port}"));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let conn = door.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    queue(&ch, "depth", declare_opts()).await;
+    queue(&ch, "other", declare_opts()).await;
+    for i in 0..5 {
+        publish(&ch, "", "depth", format!("d{i}").as_bytes(), BasicProperties::default()).await;
+    }
+    let labels: &[(&str, &str)] = &[("vhost", "/"), ("queue", "depth")];
+    let ready = "rocketmq_amqp_queue_messages_ready";
+    let unacked = "rocketmq_amqp_queue_messages_unacked";
+    expect_metrics(&http, http_port, &Samples::new(), &[(ready, labels, 5.0), (unacked, labels, 0.0)]).await;
+    // Two taken with manual acks and not acknowledged: 3 ready, 2 unacknowledged.
+    let mut taken = Vec::new();
+    for _ in 0..2 {
+        let got = ch.basic_get("depth".into(), BasicGetOptions { no_ack: false }).await.unwrap().expect("a message");
+        taken.push(got);
+    }
+    expect_metrics(&http, http_port, &Samples::new(), &[(ready, labels, 3.0), (unacked, labels, 2.0)]).await;
+    taken[0].delivery.ack(BasicAckOptions::default()).await.unwrap();
+    expect_metrics(&http, http_port, &Samples::new(), &[(ready, labels, 3.0), (unacked, labels, 1.0)]).await;
+    let other: &[(&str, &str)] = &[("vhost", "/"), ("queue", "other")];
+    expect_metrics(&http, http_port, &Samples::new(), &[(ready, other, 0.0), (unacked, other, 0.0)]).await;
+    assert!(scrape(&http, http_port).await.contains_key(&key(ready, other)), "an empty queue has its series");
+    // Deleting the queue removes its series; the other queue keeps its own.
+    ch.queue_delete("depth".into(), QueueDeleteOptions::default()).await.unwrap();
+    let deadline = Instant::now() + DELIVERY_WAIT;
+    loop {
+        let now = scrape(&http, http_port).await;
+        let present: Vec<&str> =
+            [ready, unacked].into_iter().filter(|name| now.contains_key(&key(name, labels))).collect();
+        if present.is_empty() {
+            assert!(now.contains_key(&key(ready, other)), "the other queue's series stay");
+            break;
+        }
+        assert!(Instant::now() < deadline, "series of the deleted queue still scraped: {present:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The key of `name` with exactly `labels` in [`Samples`].
+fn key(name: &str, labels: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+    let mut l: Vec<(String, String)> = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    l.sort();
+    (name.to_owned(), l)
 }
