@@ -396,30 +396,12 @@ async fn queue_gauges_loop<M: Messaging>(shared: Arc<Shared<M>>) {
     let mut shown: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     loop {
         tokio::time::sleep(period).await;
-        let handles: Vec<Arc<QueueHandle>> = {
-            let model = shared.model.read().unwrap_or_else(|e| e.into_inner());
-            model.vhosts.values().flat_map(|v| v.queues.values().cloned()).collect()
-        };
-        let asked: Vec<_> = handles
-            .iter()
-            .map(|q| {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                q.send(queue::Cmd::Depth(tx));
-                rx
-            })
-            .collect();
-        let deadline = tokio::time::Instant::now() + period;
-        let mut answers = Vec::with_capacity(handles.len());
-        for (q, rx) in handles.iter().zip(asked) {
-            if let Ok(Ok(depth)) = tokio::time::timeout_at(deadline, rx).await {
-                answers.push((q, depth));
-            }
-        }
+        let answers = shared.ask_every_queue(queue::Cmd::Depth, period).await;
         let model = shared.model.read().unwrap_or_else(|e| e.into_inner());
         let in_model = |vhost: &str, name: &str| model.vhosts.get(vhost).is_some_and(|v| v.queues.contains_key(name));
         for (q, (ready, unacked)) in answers {
             let current =
-                model.vhosts.get(&q.vhost).and_then(|v| v.queues.get(&q.name)).is_some_and(|x| Arc::ptr_eq(x, q));
+                model.vhosts.get(&q.vhost).and_then(|v| v.queues.get(&q.name)).is_some_and(|x| Arc::ptr_eq(x, &q));
             if current {
                 shared.metrics.set_queue_depth(&q.vhost, &q.name, ready, unacked);
                 shown.insert((q.vhost.clone(), q.name.clone()));
@@ -565,22 +547,36 @@ impl<M: Messaging> Shared<M> {
 
     /// Asks every queue to commit its delivered mark; waits for the answers until one deadline.
     async fn save_marks(&self) {
+        self.ask_every_queue(queue::Cmd::SaveMark, Duration::from_millis(SAVE_MARKS_TIMEOUT_MS)).await;
+    }
+
+    /// Sends `make(reply)` to every queue's actor at once and collects the answers that arrive
+    /// within `within` (one deadline for all; a queue that does not answer in time is left out).
+    async fn ask_every_queue<T>(
+        &self,
+        make: impl Fn(tokio::sync::oneshot::Sender<T>) -> queue::Cmd,
+        within: Duration,
+    ) -> Vec<(Arc<QueueHandle>, T)> {
         let handles: Vec<Arc<QueueHandle>> = {
             let model = self.model.read().unwrap_or_else(|e| e.into_inner());
             model.vhosts.values().flat_map(|v| v.queues.values().cloned()).collect()
         };
-        let pending: Vec<_> = handles
+        let asked: Vec<_> = handles
             .iter()
             .map(|q| {
                 let (tx, rx) = tokio::sync::oneshot::channel();
-                q.send(queue::Cmd::SaveMark(tx));
+                q.send(make(tx));
                 rx
             })
             .collect();
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(SAVE_MARKS_TIMEOUT_MS);
-        for rx in pending {
-            let _ = tokio::time::timeout_at(deadline, rx).await;
+        let deadline = tokio::time::Instant::now() + within;
+        let mut answers = Vec::with_capacity(handles.len());
+        for (q, rx) in handles.into_iter().zip(asked) {
+            if let Ok(Ok(answer)) = tokio::time::timeout_at(deadline, rx).await {
+                answers.push((q, answer));
+            }
         }
+        answers
     }
 
     /// Deletes the exclusive queues of a connection that ended.
