@@ -9,6 +9,7 @@
 #
 #   scripts/bench-ha.sh            # release binaries (built if missing), 20 s per mode
 #   SECONDS_PER_MODE=60 BIN=target/debug MODES="none sync" scripts/bench-ha.sh
+#   BROKER_ENV="TOKIO_WORKER_THREADS=1" scripts/bench-ha.sh   # environment for the brokers only
 #
 # Every program binds its own 127.0.0.x address; nothing outside loopback is touched.
 set -euo pipefail
@@ -49,7 +50,7 @@ broker_config() {
 
 # start_broker <name>: starts it and waits for "Broker started"; sets LAST_PID.
 start_broker() {
-    "$BIN/mqbroker" -c "$WORK/$1.properties" >"$WORK/$1.log" 2>&1 &
+    env ${BROKER_ENV:-} "$BIN/mqbroker" -c "$WORK/$1.properties" >"$WORK/$1.log" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
     for _ in $(seq 1 300); do

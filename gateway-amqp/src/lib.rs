@@ -70,6 +70,11 @@
 //! dead-lettered with reason `maxlen`), `x-dead-letter-exchange`, `x-dead-letter-routing-key`,
 //! and `x-rocketmq-topic` (above).
 //!
+//! A non-passive redeclare must repeat `durable`, `exclusive`, `auto_delete` and the arguments
+//! RabbitMQ compares (`model::queue_args_inequivalence`; integer widths do not matter), else
+//! `channel.close` 406 `inequivalent arg '…' for queue '…' in vhost '…': received … but current
+//! is …`, worded as RabbitMQ words it.
+//!
 //! # Flow control
 //!
 //! `channel.flow(active=false)` stops deliveries to the channel's consumers until

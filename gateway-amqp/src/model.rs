@@ -460,6 +460,69 @@ fn values_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
     a == b
 }
 
+/// The queue arguments a redeclare must repeat exactly (RabbitMQ's list for classic queues, plus
+/// ours): one present on one side only, or with another value, is an inequivalent argument.
+const QUEUE_ARGS_COMPARED: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-rocketmq-topic",
+];
+
+/// The first compared argument a redeclare disagrees on: `(name, received, current)`, each
+/// value written as RabbitMQ's message writes it (`none`, or `the value '5000' of type 'long'`).
+pub fn queue_args_inequivalence(current: &FieldTable, received: &FieldTable) -> Option<(&'static str, String, String)> {
+    let show = |v: Option<&AMQPValue>| match v {
+        None => "none".to_owned(),
+        Some(v) => {
+            let text = value_text(v).or_else(|| value_int(v).map(|i| i.to_string())).unwrap_or_else(|| match v {
+                AMQPValue::Boolean(b) => b.to_string(),
+                other => format!("{other:?}"),
+            });
+            format!("the value '{text}' of type '{}'", value_type_name(v))
+        }
+    };
+    QUEUE_ARGS_COMPARED.iter().find_map(|&key| {
+        let (have, got) = (current.inner().get(key), received.inner().get(key));
+        let same = match (have, got) {
+            (None, None) => true,
+            (Some(a), Some(b)) => values_equal(a, b),
+            _ => false,
+        };
+        (!same).then(|| (key, show(got), show(have)))
+    })
+}
+
+/// A field value's type as RabbitMQ names it in error messages.
+fn value_type_name(v: &AMQPValue) -> &'static str {
+    match v {
+        AMQPValue::Boolean(_) => "bool",
+        AMQPValue::ShortShortInt(_) => "byte",
+        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
+        AMQPValue::ShortInt(_) => "short",
+        AMQPValue::ShortUInt(_) => "unsignedshort",
+        AMQPValue::LongInt(_) => "signedint",
+        AMQPValue::LongUInt(_) => "unsignedint",
+        AMQPValue::LongLongInt(_) => "long",
+        AMQPValue::Float(_) => "float",
+        AMQPValue::Double(_) => "double",
+        AMQPValue::DecimalValue(_) => "decimal",
+        AMQPValue::ShortString(_) | AMQPValue::LongString(_) => "longstr",
+        AMQPValue::FieldArray(_) => "array",
+        AMQPValue::Timestamp(_) => "timestamp",
+        AMQPValue::FieldTable(_) => "table",
+        AMQPValue::ByteArray(_) => "bytes",
+        AMQPValue::Void => "void",
+    }
+}
+
 /// The text of a string value.
 pub fn value_text(v: &AMQPValue) -> Option<String> {
     match v {
@@ -492,6 +555,42 @@ mod tests {
     fn the_broker_replicates_this_file() {
         // A slave copies its master's file by this name (`broker::processor::slave_sync`).
         assert_eq!(METADATA_FILE, broker::processor::slave_sync::AMQP_METADATA_FILE);
+    }
+
+    #[test]
+    fn redeclared_queue_arguments_must_match() {
+        let table = |pairs: &[(&str, AMQPValue)]| {
+            let mut t = FieldTable::default();
+            for (k, v) in pairs {
+                t.insert((*k).into(), v.clone());
+            }
+            t
+        };
+        let ttl_int = table(&[("x-message-ttl", AMQPValue::LongInt(5000))]);
+        let ttl_long = table(&[("x-message-ttl", AMQPValue::LongLongInt(5000))]);
+        let ttl_other = table(&[("x-message-ttl", AMQPValue::LongLongInt(6000))]);
+        let dlx = table(&[("x-dead-letter-exchange", AMQPValue::LongString("dlx".into()))]);
+        let unrelated = table(&[("x-custom", AMQPValue::Boolean(true))]);
+        let none = FieldTable::default();
+        let rows: [(&FieldTable, &FieldTable, Option<(&str, &str, &str)>); 6] = [
+            // The same value in another integer width is the same argument.
+            (&ttl_int, &ttl_long, None),
+            (
+                &ttl_int,
+                &ttl_other,
+                Some(("x-message-ttl", "the value '6000' of type 'long'", "the value '5000' of type 'signedint'")),
+            ),
+            (&ttl_int, &none, Some(("x-message-ttl", "none", "the value '5000' of type 'signedint'"))),
+            (&none, &dlx, Some(("x-dead-letter-exchange", "the value 'dlx' of type 'longstr'", "none"))),
+            // Arguments RabbitMQ does not compare are not compared.
+            (&none, &unrelated, None),
+            (&dlx, &dlx, None),
+        ];
+        for (current, received, want) in rows {
+            let got = queue_args_inequivalence(current, received);
+            let got = got.as_ref().map(|(k, r, c)| (*k, r.as_str(), c.as_str()));
+            assert_eq!(got, want, "{current:?} then {received:?}");
+        }
     }
 
     #[test]

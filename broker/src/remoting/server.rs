@@ -248,6 +248,10 @@ fn dispatch<H: Handler>(conn: &Connection, handler: &Arc<H>, request: RemotingCo
 pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(writer: W, mut rx: mpsc::Receiver<Outgoing>) {
     let mut out = BufWriter::with_capacity(64 * 1024, writer);
     while let Some((head, body)) = rx.recv().await {
+        // Let the other tasks that are ready run first: handlers woken together (a read of
+        // several requests, a slave acknowledgement covering several sends) queue their
+        // responses, and they leave in one write instead of one each.
+        tokio::task::yield_now().await;
         if write_one(&mut out, &head, &body).await.is_err() {
             return;
         }

@@ -277,6 +277,11 @@ impl<M: Messaging> Conn<M> {
                     if q.exclusive_owner.is_some() != d.exclusive {
                         return Err(inequivalent("exclusive", d.exclusive, q.exclusive_owner.is_some()));
                     }
+                    if let Some((arg, got, have)) = crate::model::queue_args_inequivalence(&q.arguments, &d.arguments) {
+                        return Err(Fail::precondition(format!(
+                            "inequivalent arg '{arg}' for queue '{name}' in vhost '{vhost}': received {got} but current is {have}"
+                        )));
+                    }
                 }
                 q
             }

@@ -1,7 +1,7 @@
 //! Queue arguments and transactions over lapin: `x-expires` (an unused queue is deleted, one with a
 //! consumer is not), `x-overflow=reject-publish-dlx` (the refused publish is nacked and
-//! dead-lettered with reason `maxlen`), and acknowledgements held by a transaction until
-//! `tx.commit` (dropped by `tx.rollback`).
+//! dead-lettered with reason `maxlen`), acknowledgements held by a transaction until
+//! `tx.commit` (dropped by `tx.rollback`), and a redeclare with other arguments refused with 406.
 
 use std::time::Duration;
 
@@ -135,4 +135,42 @@ async fn acknowledgements_in_a_transaction_wait_for_commit() {
     let ch = conn.create_channel().await.unwrap();
     let left: Vec<String> = drain(&ch, "txacks").await;
     assert_eq!(left, ["b"], "the committed ack took effect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redeclare_must_repeat_the_queue_arguments() {
+    let door = Door::start("");
+    let conn = door.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let mut ttl = FieldTable::default();
+    ttl.insert("x-message-ttl".into(), AMQPValue::LongInt(60_000));
+    ch.queue_declare("kept".into(), declare_opts(), ttl.clone()).await.unwrap();
+    // The same value in another integer width, and a passive declare without arguments: fine.
+    let mut ttl_long = FieldTable::default();
+    ttl_long.insert("x-message-ttl".into(), AMQPValue::LongLongInt(60_000));
+    ch.queue_declare("kept".into(), declare_opts(), ttl_long).await.expect("an equal value in another width");
+    let passive = QueueDeclareOptions { passive: true, ..declare_opts() };
+    ch.queue_declare("kept".into(), passive, FieldTable::default()).await.expect("passive ignores arguments");
+    // Each of these closes the channel with 406 and names the argument, as RabbitMQ does.
+    let mut other_ttl = FieldTable::default();
+    other_ttl.insert("x-message-ttl".into(), AMQPValue::LongInt(1_000));
+    let mut dlx = ttl.clone();
+    dlx.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("dlx")));
+    let durable = QueueDeclareOptions { durable: true, ..declare_opts() };
+    let rows = [
+        (declare_opts(), other_ttl, "inequivalent arg 'x-message-ttl'"),
+        (declare_opts(), FieldTable::default(), "received none but current is the value '60000'"),
+        (declare_opts(), dlx, "inequivalent arg 'x-dead-letter-exchange'"),
+        (durable, ttl.clone(), "inequivalent arg 'durable'"),
+    ];
+    for (opts, args, text) in rows {
+        let ch = conn.create_channel().await.unwrap();
+        let err = ch.queue_declare("kept".into(), opts, args.clone()).await.unwrap_err();
+        assert_eq!(code(&err), Some(406), "{args:?}: {err}");
+        assert!(format!("{err:?}").contains(text), "{args:?}: {err:?} should say {text}");
+    }
+    // The refusals changed nothing: the queue still has its arguments and takes messages.
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare("kept".into(), declare_opts(), ttl).await.expect("the original arguments still match");
+    assert!(conn.status().connected(), "a 406 closes the channel, not the connection");
 }
