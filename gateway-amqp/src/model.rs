@@ -572,7 +572,8 @@ mod tests {
         let dlx = table(&[("x-dead-letter-exchange", AMQPValue::LongString("dlx".into()))]);
         let unrelated = table(&[("x-custom", AMQPValue::Boolean(true))]);
         let none = FieldTable::default();
-        let rows: [(&FieldTable, &FieldTable, Option<(&str, &str, &str)>); 6] = [
+        type Row<'a> = (&'a FieldTable, &'a FieldTable, Option<(&'a str, &'a str, &'a str)>);
+        let rows: [Row; 6] = [
             // The same value in another integer width is the same argument.
             (&ttl_int, &ttl_long, None),
             (
