@@ -96,7 +96,11 @@ fn run() -> anyhow::Result<()> {
     if config.namesrv_addrs.is_empty() && !args.standalone {
         tracing::warn!("namesrvAddr is not set: clients cannot find this broker through a name server");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.runtime_workers())
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     rt.block_on(async {
         let name_server = match args.standalone {
             true => Some(start_embedded_name_server(&config).await?),

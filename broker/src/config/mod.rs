@@ -33,7 +33,8 @@
 //!
 //! New keys (not in RocketMQ): `httpListenPort`, `amqpListenPort`, `amqpDefaultUser`,
 //! `amqpDefaultPass`, `amqpUsers`, `amqpFrameMax`, `amqpChannelMax`, `amqpHeartbeat`, `pluginDir`,
-//! `sqlFilterEngine`, `sqlFilterPlugin`, `dashboardLogin`, `dashboardUser`, `dashboardPasswordHash`.
+//! `sqlFilterEngine`, `sqlFilterPlugin`, `dashboardLogin`, `dashboardUser`, `dashboardPasswordHash`,
+//! `runtimeWorkerThreads`.
 
 pub mod properties;
 #[cfg(test)]
@@ -314,6 +315,12 @@ pub struct BrokerConfig {
     /// `aclEnable`, default false.
     pub acl_enable: bool,
 
+    /// `runtimeWorkerThreads`, default 0 (automatic: one less than the CPUs, at least 1): the
+    /// threads that serve every door's connections and requests. The store's dispatcher,
+    /// flusher and prefault threads and the HA threads are apart; the automatic value leaves
+    /// them a CPU.
+    pub runtime_worker_threads: usize,
+
     // --- doors of this broker (not in RocketMQ) ---
     /// `httpListenPort`, default 8080; 0 turns the HTTP gateway off.
     pub http_listen_port: u16,
@@ -504,6 +511,7 @@ impl BrokerConfig {
             acl_enable: false,
             http_listen_port: 8080,
             amqp_listen_port: 5672,
+            runtime_worker_threads: 0,
             amqp_default_user: "guest".to_owned(),
             amqp_default_pass: "guest".to_owned(),
             amqp_users: String::new(),
@@ -795,6 +803,17 @@ impl BrokerConfig {
         self.listen_port.saturating_sub(2)
     }
 
+    /// Worker threads of the broker's runtime: `runtimeWorkerThreads`, or when it is 0 one less
+    /// than the CPUs this process may use, at least 1. On a small host shared with clients (or
+    /// a slave), a worker per CPU loses more to waking and stealing between workers than the
+    /// extra worker gains.
+    pub fn runtime_workers(&self) -> usize {
+        match self.runtime_worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1),
+            n => n,
+        }
+    }
+
     /// The HA port: `haListenPort` if set, else `listenPort + 1` (10912 by default).
     pub fn ha_port(&self) -> u16 {
         self.ha_listen_port.unwrap_or(self.listen_port.saturating_add(1))
@@ -972,6 +991,7 @@ key_table! {
     "aclEnable" => acl_enable: boolean, show;
     "httpListenPort" => http_listen_port: int, show;
     "amqpListenPort" => amqp_listen_port: int, show;
+    "runtimeWorkerThreads" => runtime_worker_threads: int, show;
     "amqpDefaultUser" => amqp_default_user: text, show;
     "amqpDefaultPass" => amqp_default_pass: text, show_secret;
     "amqpUsers" => amqp_users: text, show_secret;

@@ -191,6 +191,8 @@ fn typed_values() {
         ("listenPort=1\nlistenPort=10811", |c| c.listen_port.to_string(), "10811"),
         ("mappedFileSizeCommitLog=65536\nmaxMessageSize=65535", |c| c.max_message_size_bytes.to_string(), "65535"),
         ("httpListenPort=0\namqpListenPort=0", |c| format!("{}/{}", c.http_listen_port, c.amqp_listen_port), "0/0"),
+        ("runtimeWorkerThreads=3", |c| c.runtime_workers().to_string(), "3"),
+        ("runtimeWorkerThreads=0", |c| (c.runtime_workers() >= 1).to_string(), "true"),
         ("pluginDir=/opt/plugins", |c| format!("{:?}", c.plugin_dir), "Some(\"/opt/plugins\")"),
         (
             "amqpDefaultUser=app\namqpDefaultPass=s3cret\namqpFrameMax=65536\namqpChannelMax=16\namqpHeartbeat=0",
@@ -469,6 +471,7 @@ fn every_key_round_trips() {
     config.acl_enable = true;
     config.http_listen_port = 0;
     config.amqp_listen_port = 5673;
+    config.runtime_worker_threads = 4;
     config.amqp_default_user = "app".to_owned();
     config.amqp_frame_max_bytes = 65_536;
     config.amqp_channel_max = 64;

@@ -41,8 +41,6 @@ pub const WAIT_MS_MAX: u64 = 30_000;
 pub const QUERY_MESSAGES_MAX: usize = 64;
 /// Longest a publish waits for its messages to be dispatched (readable), ms.
 const DISPATCH_WAIT_MS_MAX: u64 = 200;
-/// Times a publish yields to the runtime before it sleeps while waiting for the dispatcher.
-const DISPATCH_WAIT_YIELDS_MAX: u32 = 64;
 /// How long an END_TRANSACTION on the loopback may take.
 const END_TRANSACTION_TIMEOUT_MS: u64 = 5_000;
 /// Properties the broker and clients set: never shown as user properties.
@@ -214,22 +212,10 @@ fn durability(b: &BrokerInner, status: PutStatus) -> (Durability, &'static str) 
 
 /// Waits (briefly) until the store's dispatcher has indexed the CommitLog up to `end_offset`, so
 /// that a gateway client reads its own writes: a pull, receive or query right after a publish
-/// answered finds the message. The dispatcher is woken by the append; this normally takes
-/// microseconds and gives up after [`DISPATCH_WAIT_MS_MAX`].
+/// answered finds the message. Normally one dispatch round; gives up after
+/// [`DISPATCH_WAIT_MS_MAX`].
 async fn wait_dispatched(b: &BrokerInner, end_offset: u64) {
-    if b.store.dispatched_offset() >= end_offset {
-        return;
-    }
-    let deadline = std::time::Instant::now() + Duration::from_millis(DISPATCH_WAIT_MS_MAX);
-    let mut spins = 0u32;
-    while b.store.dispatched_offset() < end_offset && std::time::Instant::now() < deadline {
-        if spins < DISPATCH_WAIT_YIELDS_MAX {
-            spins += 1;
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
+    b.store.dispatched(end_offset, Duration::from_millis(DISPATCH_WAIT_MS_MAX)).await;
 }
 
 /// The smallest delay level at least `delay_ms` long (the highest if none is).

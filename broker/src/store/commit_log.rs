@@ -1,7 +1,7 @@
 //! CommitLog: the append-only sequence of message records in fixed-size mapped segment files.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -21,20 +21,22 @@ pub(crate) const SPARE_SUFFIX: &str = ".alloc";
 
 /// The next segment: being zero-filled, or filled and waiting.
 enum Spare {
-    Filling(u64, std::thread::JoinHandle<std::io::Result<MappedFile>>),
+    /// Being zero-filled; setting the flag makes the filler go at full speed (someone waits).
+    Filling(u64, std::thread::JoinHandle<std::io::Result<MappedFile>>, Arc<AtomicBool>),
     Ready(u64, MappedFile),
 }
 
 impl Spare {
     fn start(&self) -> u64 {
         match self {
-            Spare::Filling(at, _) | Spare::Ready(at, _) => *at,
+            Spare::Filling(at, ..) | Spare::Ready(at, _) => *at,
         }
     }
 
     fn finish(self) -> (u64, std::io::Result<MappedFile>) {
         match self {
-            Spare::Filling(at, h) => {
+            Spare::Filling(at, h, hurry) => {
+                hurry.store(true, Ordering::Release);
                 (at, h.join().unwrap_or_else(|_| Err(std::io::Error::other("allocation thread panicked"))))
             }
             Spare::Ready(at, f) => (at, Ok(f)),
@@ -118,16 +120,20 @@ impl CommitLog {
         log
     }
 
-    /// Starts zero-filling the segment at `start` in the background.
+    /// Starts zero-filling the segment at `start` in the background, paced
+    /// ([`MappedFile::create_prefilled_paced`]) so that the group commits' syncs do not queue
+    /// behind a gigabyte of zeros; at full speed once an appender needs the file.
     fn prepare_spare(&self, start: u64) {
         let path = self.dir.join(format!("{}{SPARE_SUFFIX}", format::offset_file_name(start)));
         let size = self.file_bytes;
         let _ = std::fs::remove_file(&path);
+        let hurry = Arc::new(AtomicBool::new(false));
+        let hurry_filler = Arc::clone(&hurry);
         let spawned = std::thread::Builder::new()
             .name("store-allocate".into())
-            .spawn(move || MappedFile::create_prefilled(&path, start, size));
+            .spawn(move || MappedFile::create_prefilled_paced(&path, start, size, &hurry_filler));
         if let Ok(handle) = spawned {
-            *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(Spare::Filling(start, handle));
+            *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(Spare::Filling(start, handle, hurry));
         }
     }
 

@@ -29,6 +29,10 @@ pub(super) fn run(inner: &Inner) {
         let target = inner.commit_log.max_offset();
         let from = inner.dispatched.load(Ordering::Acquire);
         if from >= target {
+            // A waiter that came after the last round's notice finds its offset dispatched.
+            if inner.dispatch_wanted.swap(false, Ordering::SeqCst) {
+                inner.dispatch_done.notify_waiters();
+            }
             if inner.shutting_down.load(Ordering::Acquire) {
                 break;
             }
@@ -49,8 +53,14 @@ pub(super) fn run(inner: &Inner) {
             continue;
         }
         quiet_polls = 0;
-        let mut inconsistent = HashSet::new();
-        match inner.dispatch_range(from, target, None, &mut inconsistent, DISPATCH_BATCH_RECORDS_MAX) {
+        let round = {
+            let _turn = inner.dispatch_turn.lock().unwrap_or_else(|p| p.into_inner());
+            inner.dispatch_pending()
+        };
+        if inner.dispatch_wanted.swap(false, Ordering::SeqCst) {
+            inner.dispatch_done.notify_waiters();
+        }
+        match round {
             Ok(_) => reported = false,
             Err(e) => {
                 if !reported {
@@ -63,6 +73,22 @@ pub(super) fn run(inner: &Inner) {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+    }
+}
+
+impl Inner {
+    /// One round from the dispatched offset to the published end (at most
+    /// [`DISPATCH_BATCH_RECORDS_MAX`] records). The caller holds `dispatch_turn`: the dispatcher
+    /// thread, or a waiter that does the round itself ([`super::MessageStore::dispatched`]).
+    /// Returns the offset reached.
+    pub(super) fn dispatch_pending(&self) -> Result<u64> {
+        let from = self.dispatched.load(Ordering::Acquire);
+        let target = self.commit_log.max_offset();
+        if from >= target {
+            return Ok(from);
+        }
+        let mut inconsistent = HashSet::new();
+        let reached = self.dispatch_range(from, target, None, &mut inconsistent, DISPATCH_BATCH_RECORDS_MAX);
         for (topic, queue_id) in inconsistent {
             tracing::error!(
                 topic,
@@ -70,10 +96,9 @@ pub(super) fn run(inner: &Inner) {
                 "ConsumeQueue disagrees with the CommitLog; it is rebuilt on the next start."
             );
         }
+        reached
     }
-}
 
-impl Inner {
     /// Dispatches the records in `[from, to)`, at most `records_max` of them. With `only`, just
     /// those queues get units (a rebuild) and the dispatched offset is left alone. Queues whose
     /// units disagree with the log are added to `inconsistent`. Returns the offset reached.

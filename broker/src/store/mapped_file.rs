@@ -27,7 +27,7 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -35,6 +35,8 @@ use memmap2::{MmapMut, MmapOptions, MmapRaw};
 
 /// Pages are flushed in whole pages; `msync` wants a page-aligned start.
 const PAGE_BYTES: usize = 4096;
+/// Zeros written and synced at a time by a paced background fill.
+pub const PACED_FILL_CHUNK_BYTES: u64 = 4 << 20;
 
 /// How appends reach the page cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,10 +91,39 @@ impl MappedFile {
     /// # Errors
     /// The file exists already, the disk has no room, or a write or the sync failed.
     pub fn create_prefilled(path: &Path, start_offset: u64, size_bytes: usize) -> io::Result<MappedFile> {
+        Self::create_prefilled_paced(path, start_offset, size_bytes, &AtomicBool::new(true))
+    }
+
+    /// [`MappedFile::create_prefilled`] in the background: the zeros go out
+    /// [`PACED_FILL_CHUNK_BYTES`] at a time, each synced, then a pause as long as that took. The
+    /// disk then serves other syncs (a group commit's) between chunks: one waits behind a few
+    /// milliseconds of zeros, not behind the whole file. Once `hurry` is set, no more pauses.
+    ///
+    /// # Errors
+    /// As [`MappedFile::create_prefilled`].
+    pub fn create_prefilled_paced(
+        path: &Path,
+        start_offset: u64,
+        size_bytes: usize,
+        hurry: &AtomicBool,
+    ) -> io::Result<MappedFile> {
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
         let filled = file
             .set_len(size_bytes as u64)
-            .and_then(|()| zero_by_writing(&file, 0, size_bytes as u64))
+            .and_then(|()| {
+                let mut at = 0u64;
+                while at < size_bytes as u64 {
+                    let len = (size_bytes as u64 - at).min(PACED_FILL_CHUNK_BYTES);
+                    let began = std::time::Instant::now();
+                    zero_by_writing(&file, at, len)?;
+                    if !hurry.load(Ordering::Acquire) {
+                        file.sync_data()?;
+                        std::thread::sleep(began.elapsed());
+                    }
+                    at += len;
+                }
+                Ok(())
+            })
             .and_then(|()| file.sync_all());
         if let Err(e) = filled {
             drop(file);

@@ -131,6 +131,12 @@ struct Inner {
     flush_nanos: AtomicU64,
     /// Set by the dispatcher before it parks; the appender that clears it wakes it.
     dispatcher_idle: AtomicBool,
+    /// Someone waits in [`MessageStore::dispatched`]: the dispatcher notifies `dispatch_done`
+    /// after its next round.
+    dispatch_wanted: AtomicBool,
+    dispatch_done: tokio::sync::Notify,
+    /// Held for a dispatch round: by the dispatcher thread, or by a waiter doing the round itself.
+    dispatch_turn: Mutex<()>,
     /// Set by the first replica append: this store is a slave's.
     replica_appends: AtomicBool,
     arrival: RwLock<Option<ArrivalListener>>,
@@ -515,6 +521,46 @@ impl MessageStore {
     /// CommitLog offset up to which ConsumeQueues and index are built.
     pub fn dispatched_offset(&self) -> u64 {
         self.inner.dispatched.load(Ordering::Acquire)
+    }
+
+    /// Waits until the ConsumeQueues and index cover the CommitLog up to `end_offset` (so a
+    /// reader finds what was just written), for at most `timeout`; returns whether they do.
+    ///
+    /// When the dispatcher thread is not in a round, the caller does the round itself, on its own
+    /// thread: no hand-off to the dispatcher and back. Otherwise the dispatcher is woken at once,
+    /// even while it polls, and tells the waiters when its round ends.
+    pub async fn dispatched(&self, end_offset: u64, timeout: Duration) -> bool {
+        let inner = &*self.inner;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let done = inner.dispatch_done.notified();
+            tokio::pin!(done);
+            // Registered before the check: a round that ends in between still wakes us.
+            done.as_mut().enable();
+            let from = inner.dispatched.load(Ordering::Acquire);
+            if from >= end_offset {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            if let Ok(turn) = inner.dispatch_turn.try_lock() {
+                // A failed round is the dispatcher's to report and retry; this waiter waits.
+                let reached = inner.dispatch_pending().unwrap_or(from);
+                drop(turn);
+                inner.dispatch_done.notify_waiters();
+                if reached > from {
+                    continue;
+                }
+            }
+            inner.dispatch_wanted.store(true, Ordering::SeqCst);
+            if let Some(t) = inner.dispatcher.get() {
+                t.unpark();
+            }
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                return inner.dispatched.load(Ordering::Acquire) >= end_offset;
+            }
+        }
     }
 
     /// Waits until everything appended so far is dispatched (tests and shutdown).

@@ -613,3 +613,19 @@ fn completions_acknowledge_after_group_commit_and_refuse_after_a_failed_sync() {
     let (_, r) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(matches!(r, Err(Error::Poisoned)), "{r:?}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_reader_waits_for_the_dispatch_of_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(config(dir.path())).unwrap();
+    for round in 0..50usize {
+        let r = store.put_message(msg("Own", 0, &body(round), "", "")).unwrap();
+        let end = r.appended.end_offset;
+        // Answered once the unit is there: the message can be read at once.
+        assert!(store.dispatched(end, Duration::from_secs(5)).await, "round {round}");
+        assert_eq!(store.max_offset("Own", 0), round as u64 + 1, "round {round}");
+    }
+    // An offset nothing was written up to is not reached: the wait ends at its deadline.
+    let beyond = store.commit_log_max_offset() + 1;
+    assert!(!store.dispatched(beyond, Duration::from_millis(50)).await);
+}

@@ -73,3 +73,21 @@ fn prefilled_files_append_through_the_file_and_read_through_the_map() {
     assert_eq!(f.flushed(), 102);
     assert_eq!(&std::fs::read(&path).unwrap()[..12], b"hello world!");
 }
+
+#[test]
+fn a_paced_fill_leaves_the_same_zeroed_file_and_hurries_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three chunks and a bit, so pauses happen between chunks and the last one is short.
+    let size = (3 * PACED_FILL_CHUNK_BYTES + 4096) as usize;
+    let rows = [("paced", false), ("hurried", true)];
+    for (name, hurry) in rows {
+        let path = dir.path().join(name);
+        std::fs::write(&path, b"").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let f = MappedFile::create_prefilled_paced(&path, 0, size, &AtomicBool::new(hurry)).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), size, "{name}");
+        assert!(bytes.iter().all(|&b| b == 0), "{name}: every byte zero");
+        assert_eq!(f.append(b"record").unwrap(), Some(0), "{name}: appends go at the start");
+    }
+}
