@@ -34,14 +34,20 @@ fn query_by_key_and_view_by_message_id_return_the_message() {
         }
         let end = now_ms() + 60_000;
 
-        // The index is built asynchronously after the append: ask until it answers.
+        // The index is built asynchronously after the append, in append order: ask for the last
+        // message's key until it answers, then every earlier message is indexed too.
+        let last = format!("order-{}", N - 1);
         let deadline = tokio::time::Instant::now() + ARRIVAL;
-        let by_key = loop {
-            match producer.query_message(topic, "order-3", 32, begin, end).await {
-                Ok(found) if !found.message_list().is_empty() => break Ok(found),
+        let indexed = loop {
+            match producer.query_message(topic, &last, 32, begin, end).await {
+                Ok(found) if !found.message_list().is_empty() => break Ok(()),
                 other if tokio::time::Instant::now() > deadline => break Err(format!("{:?}", other.map(|_| ()))),
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,
             }
+        };
+        let by_key = match indexed {
+            Ok(()) => producer.query_message(topic, "order-3", 32, begin, end).await.map_err(|e| format!("{e:?}")),
+            Err(e) => Err(e),
         };
         match by_key {
             Ok(found) => {
