@@ -110,6 +110,24 @@ fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Asks the master for a digest-compared snapshot (`code`): its bytes when they differ from
+/// what `digest` names, `None` when they are the same (or the master has none).
+async fn snapshot_if_changed(
+    broker: &BrokerInner,
+    master: &str,
+    code: i32,
+    digest: String,
+    what: &str,
+) -> Result<Option<bytes::Bytes>, String> {
+    let request = RemotingCommand::request(code).with_field("digest", digest);
+    let timeout = Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS);
+    let answer = broker.client.invoke(master, request, timeout).await.map_err(|e| format!("{what}: {e}"))?;
+    if answer.code != response::SUCCESS {
+        return Err(format!("{what} from {master}: code {} {:?}", answer.code, answer.remark));
+    }
+    Ok((!answer.body.is_empty()).then_some(answer.body))
+}
+
 /// Replaces this broker's AMQP metadata file with the master's when they differ.
 async fn sync_amqp_metadata(broker: &BrokerInner, master: &str) -> Result<(), String> {
     let path = amqp_metadata_path(broker);
@@ -118,22 +136,15 @@ async fn sync_amqp_metadata(broker: &BrokerInner, master: &str) -> Result<(), St
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("reading {}: {e}", path.display())),
     };
-    let request = RemotingCommand::request(request::AMQP_METADATA_SNAPSHOT).with_field("digest", mine);
-    let timeout = Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS);
-    let answer = broker.client.invoke(master, request, timeout).await.map_err(|e| format!("AMQP metadata: {e}"))?;
-    if answer.code != response::SUCCESS {
-        return Err(format!("AMQP metadata from {master}: code {} {:?}", answer.code, answer.remark));
-    }
-    if answer.body.is_empty() {
+    let Some(body) =
+        snapshot_if_changed(broker, master, request::AMQP_METADATA_SNAPSHOT, mine, "AMQP metadata").await?
+    else {
         return Ok(());
+    };
+    if body.len() > AMQP_METADATA_BYTES_MAX {
+        return Err(format!("AMQP metadata from {master}: {} bytes, more than {AMQP_METADATA_BYTES_MAX}", body.len()));
     }
-    if answer.body.len() > AMQP_METADATA_BYTES_MAX {
-        return Err(format!(
-            "AMQP metadata from {master}: {} bytes, more than {AMQP_METADATA_BYTES_MAX}",
-            answer.body.len()
-        ));
-    }
-    write_atomically(&path, &answer.body).map_err(|e| format!("AMQP metadata from {master}: {e}"))?;
+    write_atomically(&path, &body).map_err(|e| format!("AMQP metadata from {master}: {e}"))?;
     tracing::info!(master, "AMQP metadata updated from the master");
     Ok(())
 }
@@ -167,18 +178,12 @@ pub fn amqp_metadata_snapshot(broker: &BrokerInner, req: &RemotingCommand) -> Re
 
 /// Installs the master's plugins and bindings when they differ from this broker's.
 async fn sync_plugins(broker: &BrokerInner, master: &str) -> Result<(), String> {
-    let request =
-        RemotingCommand::request(request::PLUGIN_SNAPSHOT).with_field("digest", plugin_digest(&broker.plugins));
-    let timeout = Duration::from_millis(SYNC_REQUEST_TIMEOUT_MS);
-    let answer = broker.client.invoke(master, request, timeout).await.map_err(|e| format!("plugin snapshot: {e}"))?;
-    if answer.code != response::SUCCESS {
-        return Err(format!("plugin snapshot from {master}: code {} {:?}", answer.code, answer.remark));
-    }
-    if answer.body.is_empty() {
+    let digest = plugin_digest(&broker.plugins);
+    let Some(body) = snapshot_if_changed(broker, master, request::PLUGIN_SNAPSHOT, digest, "plugin snapshot").await?
+    else {
         return Ok(());
-    }
+    };
     let plugins = Arc::clone(&broker.plugins);
-    let body = answer.body.clone();
     // Installing compiles components: off the async workers.
     tokio::task::spawn_blocking(move || plugins.install_snapshot(&body))
         .await
