@@ -34,7 +34,7 @@
 //! New keys (not in RocketMQ): `httpListenPort`, `amqpListenPort`, `amqpDefaultUser`,
 //! `amqpDefaultPass`, `amqpUsers`, `amqpFrameMax`, `amqpChannelMax`, `amqpHeartbeat`, `pluginDir`,
 //! `sqlFilterEngine`, `sqlFilterPlugin`, `dashboardLogin`, `dashboardUser`, `dashboardPasswordHash`,
-//! `runtimeWorkerThreads`.
+//! `runtimeWorkerThreads`, `haSlaveSpinMicros`.
 
 pub mod properties;
 #[cfg(test)]
@@ -289,6 +289,10 @@ pub struct BrokerConfig {
     /// `haSlaveFallbehindMax`, bytes, default 268,435,456 (256 MiB): a slave further behind does not
     /// count for SYNC_MASTER.
     pub ha_slave_fallbehind_max_bytes: u64,
+    /// `haSlaveSpinMicros`, µs, default 50 (not in RocketMQ): after each report a slave polls for
+    /// the master's next burst this long before it sleeps, within a quarter of one CPU; 0 never
+    /// polls. See `ha::slave`.
+    pub ha_slave_spin_us: u64,
 
     // --- transactions ---
     /// `transactionTimeOut`, ms, default 6,000: a half message older than this is checked back.
@@ -500,6 +504,7 @@ impl BrokerConfig {
             ha_housekeeping_interval_ms: 20_000,
             ha_transfer_batch_size_bytes: 32 * 1024,
             ha_slave_fallbehind_max_bytes: 256 * 1024 * 1024,
+            ha_slave_spin_us: 50,
             transaction_time_out_ms: 6_000,
             transaction_check_max: 15,
             transaction_check_interval_ms: 60_000,
@@ -980,6 +985,7 @@ key_table! {
     "haHousekeepingInterval" => ha_housekeeping_interval_ms: int, show;
     "haTransferBatchSize" => ha_transfer_batch_size_bytes: int, show;
     "haSlaveFallbehindMax" => ha_slave_fallbehind_max_bytes: int, show;
+    "haSlaveSpinMicros" => ha_slave_spin_us: int, show;
     "transactionTimeOut" => transaction_time_out_ms: int, show;
     "transactionCheckMax" => transaction_check_max: int, show;
     "transactionCheckInterval" => transaction_check_interval_ms: int, show;

@@ -191,6 +191,8 @@ fn typed_values() {
         ("listenPort=1\nlistenPort=10811", |c| c.listen_port.to_string(), "10811"),
         ("mappedFileSizeCommitLog=65536\nmaxMessageSize=65535", |c| c.max_message_size_bytes.to_string(), "65535"),
         ("httpListenPort=0\namqpListenPort=0", |c| format!("{}/{}", c.http_listen_port, c.amqp_listen_port), "0/0"),
+        ("haSlaveSpinMicros=0", |c| c.ha_slave_spin_us.to_string(), "0"),
+        ("", |c| c.ha_slave_spin_us.to_string(), "50"),
         ("runtimeWorkerThreads=3", |c| c.runtime_workers().to_string(), "3"),
         ("runtimeWorkerThreads=0", |c| (c.runtime_workers() >= 1).to_string(), "true"),
         ("pluginDir=/opt/plugins", |c| format!("{:?}", c.plugin_dir), "Some(\"/opt/plugins\")"),

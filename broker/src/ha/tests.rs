@@ -148,7 +148,7 @@ fn limits() -> (MasterLimits, SlaveLimits) {
             housekeeping_interval_ms: 2_000,
             fallbehind_max_bytes: 256 << 20,
         },
-        SlaveLimits { heartbeat_interval_ms: 200, housekeeping_interval_ms: 2_000 },
+        SlaveLimits { heartbeat_interval_ms: 200, housekeeping_interval_ms: 2_000, spin_us: 50 },
     )
 }
 
@@ -177,7 +177,7 @@ async fn master_and_slave_replicate_over_tcp_and_sync_waits_end_as_4_9_4() {
 
     let slave_store = Arc::new(MessageStore::open(config(ds.path())).unwrap());
     let slave = Slave::new(slave_store.clone(), sl, Some(ha_addr.clone()));
-    let running = tokio::spawn(slave.clone().run());
+    let running = slave.clone().spawn_on_own_thread().unwrap();
     let m = master.clone();
     tokio::task::spawn_blocking(move || {
         wait_until("the slave's first report", || m.slaves().iter().any(|s| s.acked_offset.is_some()))
@@ -235,8 +235,10 @@ async fn master_and_slave_replicate_over_tcp_and_sync_waits_end_as_4_9_4() {
     assert!(started.elapsed() >= Duration::from_millis(300));
     drop(lazy);
 
-    // The slave returns and catches up from where it stopped.
-    let running = tokio::spawn(slave.clone().run());
+    // The slave returns, this time sleeping between bursts without polling, and catches up from
+    // where it stopped.
+    let slave = Slave::new(slave_store.clone(), SlaveLimits { spin_us: 0, ..sl }, Some(ha_addr.clone()));
+    let running = slave.clone().spawn_on_own_thread().unwrap();
     let m = master.clone();
     tokio::task::spawn_blocking(move || {
         wait_until("the slave's return", || m.slaves().iter().any(|s| s.acked_offset.is_some()))

@@ -380,6 +380,7 @@ impl Broker {
                 let limits = ha::SlaveLimits {
                     heartbeat_interval_ms: config.ha_send_heartbeat_interval_ms,
                     housekeeping_interval_ms: config.ha_housekeeping_interval_ms,
+                    spin_us: config.ha_slave_spin_us,
                 };
                 (None, Some(ha::Slave::new(store.clone(), limits, config.ha_master_address.clone())))
             }
