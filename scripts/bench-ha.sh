@@ -9,7 +9,8 @@
 #
 #   scripts/bench-ha.sh            # release binaries (built if missing), 20 s per mode
 #   SECONDS_PER_MODE=60 BIN=target/debug MODES="none sync" scripts/bench-ha.sh
-#   BROKER_ENV="TOKIO_WORKER_THREADS=1" scripts/bench-ha.sh   # environment for the brokers only
+#   BROKER_ENV="RUST_LOG=debug" scripts/bench-ha.sh          # environment for the brokers only
+#   BROKER_PROPS="haSlaveSpinMicros=0" scripts/bench-ha.sh    # lines added to every broker's file
 #
 # Every program binds its own 127.0.0.x address; nothing outside loopback is touched.
 set -euo pipefail
@@ -45,7 +46,7 @@ start_namesrv() {
 # broker_config <sample file> <name> <ip>: the sample plus paths and addresses.
 broker_config() {
     { cat "$1"; printf '\nstorePathRootDir=%s/%s\nnamesrvAddr=%s\nbrokerIP1=%s\nbindAddress=%s\nlistenPort=%s\nhttpListenPort=0\n' \
-        "$WORK" "$2" "$NS" "$3" "$3" "$BROKER_PORT"; } >"$WORK/$2.properties"
+        "$WORK" "$2" "$NS" "$3" "$3" "$BROKER_PORT"; printf '%s\n' ${BROKER_PROPS:-}; } >"$WORK/$2.properties"
 }
 
 # start_broker <name>: starts it and waits for "Broker started"; sets LAST_PID.
