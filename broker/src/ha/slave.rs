@@ -389,50 +389,35 @@ struct Inbox {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Bytes the chunk at `start` needs in all: its header's size once the header is in.
+    need: usize,
 }
 
 impl Inbox {
     fn new() -> Inbox {
-        Inbox { buf: vec![0; READ_BUFFER_BYTES], start: 0, end: 0 }
+        Inbox { buf: vec![0; READ_BUFFER_BYTES], start: 0, end: 0, need: CHUNK_HEADER_BYTES }
     }
 
-    /// Makes room after `end` (moving unread bytes to the front, growing the buffer for a chunk
-    /// larger than it), then reads what is there, waiting for it as `waiter` decides.
+    /// Makes room for the chunk at `start` (moving unread bytes to the front, growing the buffer
+    /// for a chunk larger than it), then reads what is there, waiting for it as `waiter` decides.
     fn fill(&mut self, stream: &mut TcpStream, waiter: &mut Waiter) -> std::io::Result<usize> {
-        self.make_room();
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        }
+        if self.start + self.need > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+        if self.need > self.buf.len() {
+            self.buf.resize(self.need, 0);
+        }
         let n = waiter.read(stream, &mut self.buf[self.end..])?;
         self.end += n;
         Ok(n)
     }
 
-    fn make_room(&mut self) {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-        let needed = self.pending_chunk_bytes().unwrap_or(CHUNK_HEADER_BYTES);
-        if self.start + needed > self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if needed > self.buf.len() {
-            self.buf.resize(needed, 0);
-        }
-    }
-
-    /// The whole size (header and body) of the chunk at `start`, once its header is in.
-    fn pending_chunk_bytes(&self) -> Option<usize> {
-        if self.end - self.start < CHUNK_HEADER_BYTES {
-            return None;
-        }
-        let size = &self.buf[self.start + 8..self.start + CHUNK_HEADER_BYTES];
-        let size = i32::from_be_bytes(size.try_into().unwrap_or([0; 4]));
-        Some(CHUNK_HEADER_BYTES + usize::try_from(size).unwrap_or(0).min(CHUNK_BYTES_MAX))
-    }
-
     /// The next complete chunk's offset and body size, or `None` until more bytes arrive.
-    fn next_chunk(&self) -> Result<Option<(u64, usize)>> {
+    fn next_chunk(&mut self) -> Result<Option<(u64, usize)>> {
         let have = self.end - self.start;
         if have < CHUNK_HEADER_BYTES {
             return Ok(None);
@@ -443,10 +428,8 @@ impl Inbox {
         if size < 0 || size as usize > CHUNK_BYTES_MAX || offset < 0 {
             return Err(Error::ChunkTooLarge { size: i64::from(size), limit: CHUNK_BYTES_MAX });
         }
-        if have < CHUNK_HEADER_BYTES + size as usize {
-            return Ok(None);
-        }
-        Ok(Some((offset as u64, size as usize)))
+        self.need = CHUNK_HEADER_BYTES + size as usize;
+        Ok((have >= self.need).then_some((offset as u64, size as usize)))
     }
 
     /// The body of the chunk [`Inbox::next_chunk`] returned.
@@ -456,6 +439,49 @@ impl Inbox {
 
     fn consume(&mut self, size: usize) {
         self.start += CHUNK_HEADER_BYTES + size;
+        self.need = CHUNK_HEADER_BYTES;
+    }
+}
+
+#[cfg(test)]
+mod inbox_tests {
+    use super::*;
+
+    #[test]
+    fn chunks_of_any_size_come_out_whole_however_the_bytes_arrive() {
+        // Heartbeats, small chunks, one that ends exactly at the buffer's end, and ones larger
+        // than the buffer (it grows), written in pieces that cut headers and bodies.
+        let sizes = [0usize, 10, READ_BUFFER_BYTES - 3 * CHUNK_HEADER_BYTES - 10, 7, 300 * 1024, 0, 1 << 20, 1];
+        let mut wire = Vec::new();
+        let mut offset = 0u64;
+        for (i, &size) in sizes.iter().enumerate() {
+            wire.extend_from_slice(&(offset as i64).to_be_bytes());
+            wire.extend_from_slice(&(size as i32).to_be_bytes());
+            wire.extend((0..size).map(|j| (i + j) as u8));
+            offset += size as u64;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut writer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut reader, _) = listener.accept().unwrap();
+        let sending = std::thread::spawn(move || {
+            for piece in wire.chunks(5_000) {
+                writer.write_all(piece).unwrap();
+            }
+        });
+        let (mut inbox, mut waiter) = (Inbox::new(), Waiter::new(0));
+        let mut got = Vec::new();
+        while got.len() < sizes.len() {
+            assert!(inbox.fill(&mut reader, &mut waiter).unwrap() > 0, "the stream ended early");
+            while let Some((offset, size)) = inbox.next_chunk().unwrap() {
+                let i = got.len();
+                assert!(inbox.body(size).iter().enumerate().all(|(j, &b)| b == (i + j) as u8), "chunk {i}");
+                got.push((offset, size));
+                inbox.consume(size);
+            }
+        }
+        sending.join().unwrap();
+        let offsets: Vec<u64> = sizes.iter().scan(0u64, |at, &s| Some(std::mem::replace(at, *at + s as u64))).collect();
+        assert_eq!(got, offsets.into_iter().zip(sizes).collect::<Vec<_>>());
     }
 }
 
