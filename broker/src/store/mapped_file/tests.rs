@@ -82,8 +82,6 @@ fn a_paced_fill_leaves_the_same_zeroed_file_and_hurries_when_asked() {
     let rows = [("paced", false), ("hurried", true)];
     for (name, hurry) in rows {
         let path = dir.path().join(name);
-        std::fs::write(&path, b"").unwrap();
-        std::fs::remove_file(&path).unwrap();
         let f = MappedFile::create_prefilled_paced(&path, 0, size, &AtomicBool::new(hurry)).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len(), size, "{name}");
